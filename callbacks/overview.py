@@ -1,0 +1,68 @@
+"""Callbacks of the overview page: the URL (scope, language) → the page content."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlencode
+
+from dash import Dash, Input, Output
+from dash.development.base_component import Component
+from sqlalchemy.exc import SQLAlchemyError
+
+from data_sources.overview import Overview, load_overview
+from layouts import ids
+from layouts import overview as layout
+from layouts.i18n import LANGS, Lang, t
+
+if TYPE_CHECKING:
+    from app import Services
+
+log = logging.getLogger(__name__)
+
+
+def parse_search(search: str | None, default_lang: Lang) -> tuple[str | None, Lang]:
+    """(scope code, language) from a query string like "?scope=530103&lang=en"."""
+    query = parse_qs((search or "").lstrip("?"))
+    scope = query.get("scope", [None])[0]
+    lang = query.get("lang", [default_lang])[0]
+    return scope, lang if lang in LANGS else default_lang
+
+
+def register(app: Dash, services: Services) -> None:
+    settings = services.settings
+
+    def load(scope: str | None) -> Overview | None:
+        with services.sessions() as session:
+            return load_overview(
+                session=session,
+                code=scope,
+                now=services.clock(),
+                window_days=settings.kpi_window_days,
+            )
+
+    @app.callback(
+        Output(ids.Overview.CONTENT, "children"),
+        Output(ids.Overview.TITLE, "children"),
+        Output(ids.Overview.LANG_LINK, "children"),
+        Output(ids.Overview.LANG_LINK, "href"),
+        Input(ids.Overview.URL, "search"),
+    )
+    async def render(search: str | None) -> tuple[Component, str, str, str]:
+        scope, lang = parse_search(search, settings.default_lang)
+        other = "en" if lang == "zh" else "zh"
+        switch = "/?" + urlencode({k: v for k, v in (("scope", scope), ("lang", other)) if v})
+        try:
+            # The store is synchronous: keep the event loop free for streams and other pages.
+            overview = await asyncio.to_thread(load, scope)
+        except SQLAlchemyError:
+            log.exception("overview query failed")
+            body = layout.notice(t("error_title", lang), t("error_body", lang), "danger")
+            return body, t("app_title", lang), t("switch_lang", lang), switch
+        if overview is None:
+            body = layout.notice(t("no_data_title", lang), t("no_data_body", lang), "warning")
+            return body, t("app_title", lang), t("switch_lang", lang), switch
+        title = overview.lineage[min(1, len(overview.lineage) - 1)].name(lang)
+        body = layout.content(overview, lang, services.tz, settings.kpi_window_days)
+        return body, f"{title} · {t('app_title', lang)}", t("switch_lang", lang), switch

@@ -1,0 +1,163 @@
+"""The `gridcc` command line: seed, db upgrade, serve, demo."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+import uvicorn
+from sqlalchemy import Engine, func, select
+
+from app import Services, Settings, create_app, utc_now
+from data_sources import db
+from data_sources.schema import NodeRow
+from data_sources.seed.city import SeedReport, seed_city
+
+cli = typer.Typer(help="gridcc: real-time command-centre dashboard for grid governance.")
+db_cli = typer.Typer(help="Database schema.")
+cli.add_typer(db_cli, name="db")
+
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (a line per stage when stderr is not a terminal)."""
+
+    def __init__(self) -> None:
+        self.stage = ""
+        self.started = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self.started
+        if self.tty:
+            filled = int(30 * done / total) if total else 30
+            bar = "█" * filled + "·" * (30 - filled)
+            sys.stderr.write(f"\r{elapsed:6.1f}s {bar} {done:>9,}/{total:<9,} {stage:<28}")
+            if done >= total:
+                sys.stderr.write("\n")
+        elif done >= total and stage != self.stage:
+            sys.stderr.write(f"{elapsed:6.1f}s {stage}: {total:,}\n")
+            self.stage = stage
+        sys.stderr.flush()
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"database_url": database_url}) if database_url else settings
+
+
+def _is_seeded(engine: Engine) -> bool:
+    if not db.is_migrated(engine):
+        return False
+    with engine.connect() as conn:
+        return bool(conn.execute(select(func.count()).select_from(NodeRow)).scalar_one())
+
+
+def _print_report(report: SeedReport) -> None:
+    levels = ", ".join(f"{level} {count:,}" for level, count in report.nodes.items())
+    typer.echo(f"seeded in {report.seconds:.1f} s")
+    typer.echo(f"  nodes: {levels}")
+    typer.echo(
+        f"  workers {report.workers:,} · cameras {report.cameras:,} · alarms {report.alarms:,}"
+        f" · cases {report.cases:,} · case events {report.case_events:,}"
+    )
+
+
+DatabaseUrl = Annotated[
+    str | None, typer.Option(help="SQLAlchemy URL (default: GRIDCC_DATABASE_URL or sqlite).")
+]
+
+
+@db_cli.command("upgrade")
+def db_upgrade(database_url: DatabaseUrl = None) -> None:
+    """Create or migrate the schema to the newest revision."""
+    services = Services.create(_settings(database_url))
+    db.upgrade(services.engine)
+    typer.echo(f"schema up to date: {services.engine.url.render_as_string()}")
+    services.engine.dispose()
+
+
+@cli.command()
+def seed(
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same city.")] = 7,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(help="End of the seeded history, UTC (default: this hour)."),
+    ] = None,
+    district: Annotated[
+        list[str] | None, typer.Option(help="Only this district adcode (repeatable).")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, max=730, help="Days of case history.")] = 90,
+    cases_per_day: Annotated[float, typer.Option(min=0, help="City-wide cases per day.")] = 1600,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Build the Kunming demo city (hierarchy, workers, cameras, history) into an empty database."""
+    settings = _settings(database_url)
+    services = Services.create(settings)
+    try:
+        db.upgrade(services.engine)
+        if _is_seeded(services.engine):
+            typer.echo("database already seeded; seed into an empty database", err=True)
+            raise typer.Exit(1)
+        report = seed_city(
+            services.engine,
+            seed=seed,
+            as_of=as_of or utc_now().replace(minute=0, second=0, microsecond=0),
+            tz=services.tz,
+            districts=district or None,
+            days=days,
+            cases_per_day=cases_per_day,
+            progress=ProgressBar(),
+        )
+        _print_report(report)
+    finally:
+        services.engine.dispose()
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    typer.echo(f"gridcc on http://{host}:{port}/  (Ctrl+C to stop)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+
+
+@cli.command()
+def serve(host: Host = "127.0.0.1", port: Port = 8050, database_url: DatabaseUrl = None) -> None:
+    """Serve the dashboard on an existing database."""
+    _serve(_settings(database_url), host, port)
+
+
+@cli.command()
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8050,
+    simulate: Annotated[bool, typer.Option(help="Run the live city simulator.")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed of the demo city.")] = 7,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Seed the Kunming demo city if the database is empty, then serve it."""
+    settings = _settings(database_url)
+    services = Services.create(settings)
+    db.upgrade(services.engine)
+    if not _is_seeded(services.engine):
+        typer.echo("empty database: seeding the Kunming demo city (about a minute)…")
+        as_of = utc_now().replace(second=0, microsecond=0) - timedelta(minutes=1)
+        report = seed_city(
+            services.engine, seed=seed, as_of=as_of, tz=services.tz, progress=ProgressBar()
+        )
+        _print_report(report)
+    services.engine.dispose()
+    if simulate:
+        typer.echo("note: the live simulator arrives with the live pipeline; serving the seed.")
+    _serve(settings, host, port)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""The figures of one scope for the overview page: the node, its breadcrumb, its KPIs, its children."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from data_sources import store
+from data_sources.kpi import Kpis, Tally, kpis
+from data_sources.model import Node
+from data_sources.store import Resources
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFigures:
+    node: Node
+    kpis: Kpis
+    resources: Resources
+    #: 1 = best on-time closure rate among its siblings; None when it has no due cases.
+    rank: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    scope: NodeFigures
+    lineage: list[Node]
+    children: list[NodeFigures]
+    since: datetime
+    now: datetime
+
+
+def rank_by(values: dict[int, float | None]) -> dict[int, int]:
+    """Competition ranking (1, 2, 2, 4) of the non-None values, highest first."""
+    ordered = sorted((v for v in values.values() if v is not None), reverse=True)
+    first_place: dict[float, int] = {}
+    for place, value in enumerate(ordered, 1):
+        first_place.setdefault(value, place)
+    return {k: first_place[v] for k, v in values.items() if v is not None}
+
+
+def load_overview(
+    *, session: Session, code: str | None, now: datetime, window_days: int
+) -> Overview | None:
+    """The overview of node `code` (the root when None or unknown); None when nothing is seeded."""
+    node = store.node_by_code(session=session, code=code) if code else None
+    node = node or store.root_node(session=session)
+    if node is None:
+        return None
+    since = now - timedelta(days=window_days)
+    kids = store.children(session=session, node=node)
+    tallies = store.child_tallies(session=session, node=node, since=since, now=now)
+    child_level = node.level.child
+    resources = (
+        store.resources_by(session=session, node=node, level=child_level) if child_level else {}
+    )
+    child_kpis = {k.id: kpis(tallies.get(k.id, Tally())) for k in kids}
+    ranks = rank_by({k: v.on_time_rate for k, v in child_kpis.items()})
+    return Overview(
+        scope=NodeFigures(
+            node=node,
+            kpis=kpis(store.node_tally(session=session, node=node, since=since, now=now)),
+            resources=store.node_resources(session=session, node=node),
+        ),
+        lineage=store.lineage(session=session, node=node),
+        children=[
+            NodeFigures(k, child_kpis[k.id], resources.get(k.id, Resources()), ranks.get(k.id))
+            for k in kids
+        ],
+        since=since,
+        now=now,
+    )

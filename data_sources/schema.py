@@ -1,0 +1,192 @@
+"""SQL schema (the system of record), as SQLAlchemy 2 typed ORM.
+
+Every fact (case, camera, alarm, worker) carries the ids of all its ancestors as plain indexed columns
+(`district_id` … `building_id`), so the figures of any level come from one GROUP BY without joins.
+Timestamps are naive UTC. Enum values are stored as short strings (portable across SQLite and
+PostgreSQL; validated on the way in).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+IntPk = Annotated[int, mapped_column(Integer, primary_key=True, autoincrement=False)]
+NodeRef = Annotated[int, mapped_column(ForeignKey("nodes.id"), index=True)]
+OptNodeRef = Annotated[int | None, mapped_column(ForeignKey("nodes.id"), index=True)]
+Ts = Annotated[datetime, mapped_column(DateTime)]
+OptTs = Annotated[datetime | None, mapped_column(DateTime)]
+Code = Annotated[str, mapped_column(String(32))]
+Name = Annotated[str, mapped_column(String(128))]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class AncestorsMixin:
+    """Ancestor ids of a fact; the column of its own deepest level is its location."""
+
+    district_id: Mapped[OptNodeRef]
+    street_id: Mapped[OptNodeRef]
+    community_id: Mapped[OptNodeRef]
+    grid_id: Mapped[OptNodeRef]
+    building_id: Mapped[OptNodeRef]
+
+
+class NodeRow(Base):
+    """A node of the hierarchy: city → district → street → community → grid → building."""
+
+    __tablename__ = "nodes"
+
+    id: Mapped[IntPk]
+    code: Mapped[Code] = mapped_column(unique=True)
+    level: Mapped[str] = mapped_column(String(16), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id"), index=True)
+    name_zh: Mapped[Name]
+    name_en: Mapped[Name]
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    area_km2: Mapped[float] = mapped_column(Float)
+    households: Mapped[int] = mapped_column(Integer, default=0)
+    #: GeoJSON geometry (Polygon or MultiPolygon), GCJ-02 lon/lat as the demo data is.
+    geometry: Mapped[str] = mapped_column(Text)
+    district_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    street_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    community_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    grid_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class WorkerRow(AncestorsMixin, Base):
+    """A grid worker, inspector, supervisor or volunteer, with the grid they look after."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[IntPk]
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Name]
+    role: Mapped[str] = mapped_column(String(16))
+    phone: Mapped[str] = mapped_column(String(20))
+
+
+class PositionRow(Base):
+    """One GPS fix of a worker (history; the latest lives in live state)."""
+
+    __tablename__ = "positions"
+    __table_args__ = (Index("ix_positions_worker_ts", "worker_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("workers.id"))
+    ts: Mapped[Ts]
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    speed: Mapped[float | None] = mapped_column(Float)
+    bearing: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    battery: Mapped[float | None] = mapped_column(Float)
+
+
+class CameraRow(AncestorsMixin, Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[IntPk]
+    code: Mapped[Code] = mapped_column(unique=True)
+    name: Mapped[Name]
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+
+
+class CaseRow(AncestorsMixin, Base):
+    """A citizen request or incident. Lifecycle columns are maintained from its case_events."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_district", "status", "district_id"),
+        Index("ix_cases_reported_at", "reported_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(256))
+    channel: Mapped[str] = mapped_column(String(24))
+    category: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    reported_at: Mapped[Ts]
+    accepted_at: Mapped[OptTs]
+    dispatched_at: Mapped[OptTs]
+    handled_at: Mapped[OptTs]
+    closed_at: Mapped[OptTs]
+    due_at: Mapped[OptTs]
+    #: Seconds from report to close, set on close (portable; avoids dialect date arithmetic).
+    handling_seconds: Mapped[int | None] = mapped_column(Integer)
+    deferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    supervised: Mapped[bool] = mapped_column(Boolean, default=False)
+    rework_count: Mapped[int] = mapped_column(SmallInteger, default=0)
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    resolved_at: Mapped[str | None] = mapped_column(String(16))
+    worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
+    alarm_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class CaseEventRow(Base):
+    """One step of a case's lifecycle, with who did it and when."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    seq: Mapped[int] = mapped_column(SmallInteger)
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[Ts]
+    note: Mapped[str | None] = mapped_column(String(512))
+
+
+class AlarmRow(AncestorsMixin, Base):
+    """A camera alarm: active → acknowledged → resolved | false_alarm."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (Index("ix_alarms_status_district", "status", "district_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    camera_id: Mapped[int] = mapped_column(ForeignKey("cameras.id"), index=True)
+    type: Mapped[str] = mapped_column(String(24))
+    severity: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[Ts]
+    acknowledged_at: Mapped[OptTs]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    ended_at: Mapped[OptTs]
+    snapshot_url: Mapped[str | None] = mapped_column(String(512))
+    case_id: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,304 @@
+"""A realistic case history: arrivals shaped by time of day, lifecycles with realistic durations.
+
+Some cases are rejected, some deferred, some reworked, some late (and then supervised, 督办); cases whose
+lifecycle runs past `as_of` are still open at `as_of`, so the open and overdue counts are meaningful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+import numpy as np
+
+from data_sources.model import (
+    DUE_WORKING_HOURS,
+    TRANSITIONS,
+    CaseAction,
+    CaseStatus,
+    Category,
+    Channel,
+    ResolvedAt,
+    Satisfaction,
+)
+from data_sources.workhours import add_working_hours
+
+FloatArray = np.ndarray[Any, np.dtype[np.float64]]
+IntArray = np.ndarray[Any, np.dtype[np.int64]]
+
+#: Share of arrivals per local hour of day (night quiet, peaks mid-morning and afternoon).
+HOURLY = np.array(
+    [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.5, 3.5, 6.5, 8.5, 9, 8, 5.5, 5, 7, 8, 8, 7.5, 6, 5, 4, 3, 2, 1.4]
+)
+CHANNELS: dict[Channel, float] = {
+    Channel.GRID_WORKER: 0.44,
+    Channel.HOTLINE_12345: 0.26,
+    Channel.PATROL_VEHICLE: 0.08,
+    Channel.VIDEO: 0.10,
+    Channel.ONLINE_PLATFORM: 0.08,
+    Channel.POLICE_110: 0.04,
+}
+CATEGORIES: dict[Category, float] = {
+    Category.SANITATION: 0.20,
+    Category.STREET_ORDER: 0.14,
+    Category.ILLEGAL_PARKING: 0.13,
+    Category.PROPERTY_DISPUTE: 0.08,
+    Category.NEIGHBOUR_DISPUTE: 0.06,
+    Category.NOISE: 0.08,
+    Category.BLOCKED_DRAIN: 0.06,
+    Category.DAMAGED_FACILITY: 0.09,
+    Category.DOGS: 0.04,
+    Category.WAGE_DISPUTE: 0.03,
+    Category.RENTAL_DISPUTE: 0.03,
+    Category.SAFETY_HAZARD: 0.06,
+}
+DESCRIPTIONS: dict[Category, tuple[str, ...]] = {
+    Category.SANITATION: ("生活垃圾未及时清运", "路面污水横流", "绿化带内堆放杂物"),
+    Category.STREET_ORDER: ("占道堆放建筑材料", "乱张贴小广告", "店外经营"),
+    Category.ILLEGAL_PARKING: ("车辆占用消防通道", "人行道违停", "路口违停影响通行"),
+    Category.PROPERTY_DISPUTE: ("物业费收取争议", "电梯长期停运", "小区门禁故障无人维修"),
+    Category.NEIGHBOUR_DISPUTE: ("楼上漏水引发纠纷", "公共走道堆物纠纷", "宠物扰邻"),
+    Category.NOISE: ("夜间施工噪音", "广场舞音响扰民", "商铺外放音乐"),
+    Category.BLOCKED_DRAIN: ("下水道堵塞外溢", "雨水井盖堵塞", "化粪池满溢"),
+    Category.DAMAGED_FACILITY: ("路灯不亮", "井盖缺失", "健身器材损坏"),
+    Category.DOGS: ("遛狗未拴绳", "流浪犬聚集", "犬只伤人隐患"),
+    Category.WAGE_DISPUTE: ("装修工人工资拖欠", "餐饮店拖欠工资"),
+    Category.RENTAL_DISPUTE: ("押金退还纠纷", "群租房安全隐患"),
+    Category.SAFETY_HAZARD: ("电动车楼道充电", "燃气管道老化", "消防通道堵塞"),
+}
+SATISFACTION = {Satisfaction.SATISFIED: 0.90, Satisfaction.BASICALLY_SATISFIED: 0.07}
+RESOLVED = {
+    ResolvedAt.GRID: 0.70,
+    ResolvedAt.COMMUNITY: 0.25,
+    ResolvedAt.STREET: 0.04,
+    ResolvedAt.DISTRICT: 0.01,
+}
+P_REJECT, P_DEFER, P_REWORK, P_EVALUATE = 0.04, 0.03, 0.06, 0.82
+
+
+@dataclass(frozen=True, slots=True)
+class Buildings:
+    """The buildings of one district as parallel arrays (what cases are located in)."""
+
+    ids: IntArray
+    ancestors: IntArray  # (n, 4): district, street, community, grid ids
+    lon: FloatArray
+    lat: FloatArray
+    households: FloatArray
+    names: list[str]
+
+
+def _choice(rng: np.random.Generator, options: dict[Any, float], n: int) -> list[Any]:
+    keys = list(options)
+    p = np.array(list(options.values()))
+    return [keys[i] for i in rng.choice(len(keys), n, p=p / p.sum())]
+
+
+def _minutes(rng: np.random.Generator, median: float, sigma: float = 0.6) -> timedelta:
+    return timedelta(minutes=float(rng.lognormal(np.log(median), sigma)))
+
+
+def case_history(
+    *,
+    district_code: str,
+    buildings: Buildings,
+    workers_by_grid: dict[int, list[tuple[int, str]]],
+    per_day: float,
+    days: int,
+    as_of: datetime,
+    tz: tzinfo,
+    rng: np.random.Generator,
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Yield (case row, its case_event rows) for `days` of history ending at `as_of` (naive UTC)."""
+    offset = tz.utcoffset(as_of) or timedelta(0)
+    start_local = (as_of + offset).replace(hour=0, minute=0, second=0) - timedelta(days=days - 1)
+    hour_p = HOURLY / HOURLY.sum()
+    weights = buildings.households / buildings.households.sum()
+    for day in range(days):
+        day_local = start_local + timedelta(days=day)
+        rate = per_day * (0.8 if day_local.weekday() >= 5 else 1.06)
+        n = int(rng.poisson(rate))
+        hours = rng.choice(24, n, p=hour_p)
+        seconds = np.sort(hours * 3600 + rng.integers(0, 3600, n))
+        where = rng.choice(len(buildings.ids), n, p=weights)
+        channels = _choice(rng, CHANNELS, n)
+        categories = _choice(rng, CATEGORIES, n)
+        for i in range(n):
+            reported = day_local + timedelta(seconds=int(seconds[i])) - offset
+            if reported > as_of:
+                return
+            b = int(where[i])
+            yield _lifecycle(
+                case_id=f"{district_code}-{day_local:%Y%m%d}-{i + 1:05d}",
+                reported=reported,
+                channel=channels[i],
+                category=categories[i],
+                building=b,
+                buildings=buildings,
+                workers=workers_by_grid.get(int(buildings.ancestors[b, 3]), [(0, "网格员")]),
+                as_of=as_of,
+                tz=tz,
+                rng=rng,
+            )
+
+
+def _lifecycle(
+    *,
+    case_id: str,
+    reported: datetime,
+    channel: Channel,
+    category: Category,
+    building: int,
+    buildings: Buildings,
+    workers: list[tuple[int, str]],
+    as_of: datetime,
+    tz: tzinfo,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    worker_id, worker = workers[int(rng.integers(len(workers)))]
+    reporter = worker if channel is Channel.GRID_WORKER else f"channel:{channel.value}"
+    steps: list[tuple[CaseAction, datetime, str]] = [(CaseAction.REPORT, reported, reporter)]
+    reviewed = reported + _minutes(rng, 25)
+    deferred = False
+    if rng.random() < P_REJECT:
+        steps.append((CaseAction.REJECT, reviewed, "指挥中心受理员"))
+        due = None
+    else:
+        steps.append((CaseAction.ACCEPT, reviewed, "指挥中心受理员"))
+        due = add_working_hours(reviewed, DUE_WORKING_HOURS[category], tz=tz)
+        dispatched = reviewed + _minutes(rng, 12)
+        steps.append((CaseAction.DISPATCH, dispatched, "指挥中心派遣员"))
+        window = max(due - dispatched, timedelta(minutes=30))
+        handled = dispatched + window * float(rng.lognormal(np.log(0.45), 0.55))
+        if rng.random() < P_DEFER:
+            deferred = True
+            steps.append(
+                (CaseAction.DEFER, dispatched + (handled - dispatched) * 0.3, "街道分中心")
+            )
+            handled += window * float(rng.uniform(0.5, 2.5))
+        steps.append((CaseAction.HANDLE, handled, worker))
+        if not deferred and handled > due:
+            steps.append((CaseAction.SUPERVISE, due, "区督查员"))
+        if rng.random() < P_REWORK:
+            rework = handled + _minutes(rng, 90)
+            steps.append((CaseAction.REWORK, rework, "街道监督员"))
+            handled = rework + window * float(rng.uniform(0.2, 0.6))
+            steps.append((CaseAction.HANDLE, handled, worker))
+        closed = handled + _minutes(rng, 120)
+        steps.append((CaseAction.CLOSE, closed, "街道监督员"))
+        if rng.random() < P_EVALUATE:
+            steps.append((CaseAction.EVALUATE, closed + _minutes(rng, 900), "回访专员"))
+    steps.sort(key=lambda step: step[1])
+    row, events = _apply(case_id, steps, category, channel, building, buildings, due, as_of, rng)
+    if row["dispatched_at"] is not None and worker_id:
+        row["worker_id"] = worker_id
+    return row, events
+
+
+def _apply(
+    case_id: str,
+    steps: list[tuple[CaseAction, datetime, str]],
+    category: Category,
+    channel: Channel,
+    building: int,
+    buildings: Buildings,
+    due: datetime | None,
+    as_of: datetime,
+    rng: np.random.Generator,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Replay the steps that happened by `as_of` into the case row and its event rows."""
+    a = buildings.ancestors[building]
+    reported = steps[0][1]
+    description = DESCRIPTIONS[category][int(rng.integers(len(DESCRIPTIONS[category])))]
+    row: dict[str, Any] = {
+        "id": case_id,
+        "title": f"{buildings.names[building]} {description}",
+        "channel": channel.value,
+        "category": category.value,
+        "status": CaseStatus.REPORTED.value,
+        "lon": round(float(buildings.lon[building] + rng.normal(0, 2e-4)), 6),
+        "lat": round(float(buildings.lat[building] + rng.normal(0, 2e-4)), 6),
+        "reported_at": reported,
+        "accepted_at": None,
+        "dispatched_at": None,
+        "handled_at": None,
+        "closed_at": None,
+        "due_at": None,
+        "handling_seconds": None,
+        "deferred": False,
+        "supervised": False,
+        "rework_count": 0,
+        "satisfaction": None,
+        "resolved_at": None,
+        "worker_id": None,
+        "alarm_id": None,
+        "district_id": int(a[0]),
+        "street_id": int(a[1]),
+        "community_id": int(a[2]),
+        "grid_id": int(a[3]),
+        "building_id": int(buildings.ids[building]),
+    }
+    events: list[dict[str, Any]] = []
+    status: CaseStatus | None = None
+    for seq, (action, at, actor) in enumerate(steps):
+        if at > as_of:
+            break
+        to_status = CaseStatus.REPORTED if action is CaseAction.REPORT else status
+        if action is not CaseAction.REPORT:
+            allowed, target = TRANSITIONS[action]
+            assert status in allowed, (case_id, action, status)
+            to_status = target if target is not None else status
+        assert to_status is not None
+        events.append(
+            {
+                "id": f"{case_id}-{seq}",
+                "case_id": case_id,
+                "seq": seq,
+                "action": action.value,
+                "from_status": status.value if status else None,
+                "to_status": to_status.value,
+                "actor": actor,
+                "at": at,
+                "note": None,
+            }
+        )
+        _mark(row, action, at, due, rng)
+        status = to_status
+    assert status is not None
+    row["status"] = status.value
+    return row, events
+
+
+def _mark(
+    row: dict[str, Any],
+    action: CaseAction,
+    at: datetime,
+    due: datetime | None,
+    rng: np.random.Generator,
+) -> None:
+    if action is CaseAction.ACCEPT:
+        row["accepted_at"] = at
+        row["due_at"] = due
+    elif action is CaseAction.DISPATCH:
+        row["dispatched_at"] = at
+    elif action is CaseAction.DEFER:
+        row["deferred"] = True
+    elif action is CaseAction.SUPERVISE:
+        row["supervised"] = True
+    elif action is CaseAction.HANDLE:
+        row["handled_at"] = at
+    elif action is CaseAction.REWORK:
+        row["rework_count"] += 1
+    elif action is CaseAction.CLOSE:
+        row["closed_at"] = at
+        row["handling_seconds"] = int((at - row["reported_at"]).total_seconds())
+        row["resolved_at"] = _choice(rng, RESOLVED, 1)[0].value
+    elif action is CaseAction.EVALUATE:
+        late = row["due_at"] is not None and row["closed_at"] > row["due_at"]
+        bad = 0.03 + 0.08 * late + 0.1 * (row["rework_count"] > 0)
+        if rng.random() < bad:
+            row["satisfaction"] = Satisfaction.DISSATISFIED.value
+        else:
+            row["satisfaction"] = _choice(rng, SATISFACTION, 1)[0].value

@@ -1,0 +1,197 @@
+"""The laptop overview `/`: a scope's KPIs and the figures of each of its children, drillable."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+from dash.development.base_component import Component
+
+from data_sources.overview import NodeFigures, Overview
+from layouts import ids
+from layouts.i18n import Lang, number, percent, t
+
+INDEX_STRING = """<!DOCTYPE html>
+<html lang="zh-CN" data-bs-theme="dark">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+
+#: (Kpis/Resources field, formatter kind) of the tiles, in display order.
+TILES: tuple[tuple[str, str], ...] = (
+    ("open", "count"),
+    ("overdue", "count"),
+    ("closure_rate", "rate"),
+    ("on_time_rate", "rate"),
+    ("rework_rate", "rate"),
+    ("satisfaction_rate", "rate"),
+    ("grassroots_rate", "rate"),
+    ("mean_handling_hours", "hours"),
+    ("workers", "count"),
+    ("cameras", "count"),
+    ("active_alarms", "count"),
+)
+
+
+def href(code: str, lang: Lang) -> str:
+    """The overview URL of node `code`."""
+    return "/?" + urlencode({"scope": code, "lang": lang})
+
+
+def page() -> Component:
+    """The page shell; the content is filled from the URL by a callback."""
+    return html.Div(
+        [
+            dcc.Location(id=ids.Overview.URL, refresh=False),
+            dbc.Navbar(
+                dbc.Container(
+                    [
+                        html.Span(id=ids.Overview.TITLE, className="navbar-brand gridcc-brand"),
+                        html.A(id=ids.Overview.LANG_LINK, className="btn btn-outline-info btn-sm"),
+                    ],
+                    fluid=True,
+                ),
+                color="dark",
+                dark=True,
+                className="mb-3 gridcc-navbar",
+            ),
+            dbc.Container(
+                dcc.Loading(html.Div(id=ids.Overview.CONTENT), delay_show=400, type="dot"),
+                fluid=True,
+            ),
+        ],
+        className="gridcc-overview",
+    )
+
+
+def _value(figures: NodeFigures, name: str, kind: str, lang: Lang) -> str:
+    source = figures.resources if name in ("workers", "cameras", "active_alarms") else figures.kpis
+    value = getattr(source, name)
+    if kind == "rate":
+        return percent(value)
+    if kind == "hours":
+        return "—" if value is None else f"{value:.1f} {t('hours', lang)}"
+    return number(value)
+
+
+def kpi_tile(name: str, value: str, lang: Lang) -> dbc.Col:
+    warn = name in ("overdue", "active_alarms") and value not in ("0", "—")
+    return dbc.Col(
+        dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(t(name, lang), className="gridcc-kpi-label"),
+                    html.Div(value, id=ids.kpi(name), className="gridcc-kpi-value"),
+                ]
+            ),
+            className="gridcc-kpi" + (" gridcc-kpi-warn" if warn else ""),
+        ),
+        xs=6,
+        md=4,
+        xl=2,
+        className="mb-3",
+    )
+
+
+def breadcrumb(overview: Overview, lang: Lang) -> dbc.Breadcrumb:
+    *ancestors, current = overview.lineage
+    items: list[dict[str, str | bool]] = [
+        {"label": n.name(lang), "href": href(n.code, lang)} for n in ancestors
+    ]
+    items.append({"label": current.name(lang), "active": True})
+    return dbc.Breadcrumb(items=items, className="gridcc-breadcrumb")
+
+
+def children_table(overview: Overview, lang: Lang) -> Component:
+    child_level = overview.scope.node.level.child
+    if child_level is None:
+        alert: Component = dbc.Alert(t("no_children", lang), color="secondary")
+        return alert
+    columns = (
+        "rank",
+        "name",
+        "code",
+        "reported",
+        "open",
+        "overdue",
+        "closure_rate",
+        "on_time_rate",
+        "rework_rate",
+        "satisfaction_rate",
+        "grassroots_rate",
+        "mean_handling_hours",
+        "workers",
+        "cameras",
+        "active_alarms",
+    )
+    header = html.Thead(html.Tr([html.Th(t(c, lang)) for c in columns]))
+    rows = []
+    for child in overview.children:
+        cells = [
+            html.Td(number(child.rank) if child.rank else "—"),
+            html.Td(dcc.Link(child.node.name(lang), href=href(child.node.code, lang))),
+            html.Td(child.node.code, className="gridcc-code"),
+            html.Td(number(child.kpis.reported)),
+        ]
+        cells += [
+            html.Td(_value(child, name, kind, lang)) for name, kind in TILES if name in columns
+        ]
+        rows.append(html.Tr(cells, id=ids.child_row(child.node.code)))
+    title = t("children", lang, level=t(f"level_{child_level.value}", lang))
+    return html.Div(
+        [
+            html.H5(title, className="mt-2"),
+            dbc.Table(
+                [header, html.Tbody(rows)],
+                hover=True,
+                responsive=True,
+                size="sm",
+                className="gridcc-table",
+            ),
+        ]
+    )
+
+
+def content(overview: Overview, lang: Lang, tz: ZoneInfo, window_days: int) -> Component:
+    """The page body for one scope."""
+    as_of = overview.now.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
+    return html.Div(
+        [
+            breadcrumb(overview, lang),
+            html.Div(
+                [
+                    html.Span(t("window", lang, days=window_days)),
+                    html.Span(" · "),
+                    html.Span(t("as_of", lang, time=f"{as_of:%Y-%m-%d %H:%M}")),
+                ],
+                className="text-secondary mb-2",
+            ),
+            dbc.Row(
+                [
+                    kpi_tile(name, _value(overview.scope, name, kind, lang), lang)
+                    for name, kind in TILES
+                ]
+            ),
+            children_table(overview, lang),
+        ]
+    )
+
+
+def notice(title: str, body: str, color: str) -> Component:
+    """Shown instead of figures when there are none: never a blank page."""
+    alert: Component = dbc.Alert([html.H4(title), html.P(body, className="mb-0")], color=color)
+    return alert

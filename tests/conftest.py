@@ -1,0 +1,142 @@
+"""Fixtures: real SQLite and PostgreSQL databases, a real Redis, a real server for browser tests.
+
+A test that needs a service which is not configured is skipped on a developer machine and fails in CI
+(`CI` set): CI must prove the real parts work.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from data_sources import db
+from data_sources.seed.city import SeedReport, seed_city
+
+TZ = ZoneInfo("Asia/Shanghai")
+AS_OF = datetime(2026, 11, 23, 6, 0)  # 14:00 on a Monday in Kunming
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def need(what: str, reason: str) -> None:
+    """Skip for want of `what`, except in CI, where a missing service is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is required in CI: {reason}", pytrace=False)
+    pytest.skip(f"{what} not available: {reason}")
+
+
+# ---------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    url = os.environ.get("GRIDCC_TEST_DATABASE_URL")
+    if not url:
+        need("PostgreSQL", "set GRIDCC_TEST_DATABASE_URL=postgresql+psycopg://…")
+    assert url is not None
+    yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A throwaway database on the test server, dropped at the end of the session."""
+    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    name = f"gridcc_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        need("PostgreSQL", f"cannot create a database at {postgres_admin_url}: {exc}")
+    try:
+        yield make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _backend_url(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return f"sqlite:///{tmp_path / name}"
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty, migrated database on each backend; emptied again on teardown."""
+    eng = db.make_engine(_backend_url(request, tmp_path, "test.db"))
+    db.upgrade(eng)
+    try:
+        yield eng
+    finally:
+        db.downgrade(eng, "base")
+        with eng.begin() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        eng.dispose()
+
+
+#: A small but real slice of the city: Panlong with its real figures, two weeks of history.
+SMALL_SEED = {"districts": ["530103"], "days": 14, "cases_per_day": 900.0}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, SeedReport]]:
+    """Panlong seeded once per session on each backend (read-only for the tests that use it)."""
+    if request.param == "postgres":
+        url = str(request.getfixturevalue("postgres_url"))
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'panlong.db'}"
+    eng = db.make_engine(url)
+    db.upgrade(eng)
+    report = seed_city(eng, seed=7, as_of=AS_OF, tz=TZ, **SMALL_SEED)  # type: ignore[arg-type]
+    try:
+        yield eng, report
+    finally:
+        eng.dispose()
+
+
+# ---------------------------------------------------------------- redis
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("GRIDCC_TEST_REDIS_URL")
+    if not url:
+        need("Redis", "set GRIDCC_TEST_REDIS_URL=redis://127.0.0.1:6379/15")
+    assert url is not None
+    yield url
+
+
+# ---------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = os.environ.get("GRIDCC_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        need("Chromium", "install Debian's chromium package (apt-get install chromium)")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
