@@ -15,6 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -36,13 +37,15 @@ def need(what: str, reason: str) -> None:
 # ---------------------------------------------------------------- databases
 
 
+#: Where the services run on these machines when no GRIDCC_TEST_* variable says otherwise.
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
+
+
 @pytest.fixture(scope="session")
-def postgres_admin_url() -> Iterator[str]:
-    url = os.environ.get("GRIDCC_TEST_DATABASE_URL")
-    if not url:
-        need("PostgreSQL", "set GRIDCC_TEST_DATABASE_URL=postgresql+psycopg://…")
-    assert url is not None
-    yield url
+def postgres_admin_url() -> str:
+    """A PostgreSQL URL whose user may create databases."""
+    return os.environ.get("GRIDCC_TEST_DATABASE_URL") or DEFAULT_POSTGRES
 
 
 @pytest.fixture(scope="session")
@@ -117,11 +120,19 @@ def seeded(
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    url = os.environ.get("GRIDCC_TEST_REDIS_URL")
-    if not url:
-        need("Redis", "set GRIDCC_TEST_REDIS_URL=redis://127.0.0.1:6379/15")
-    assert url is not None
-    yield url
+    """A real Redis database, flushed before and after the test."""
+    url = os.environ.get("GRIDCC_TEST_REDIS_URL") or DEFAULT_REDIS
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        client.close()
+        need("Redis", f"cannot reach {url}: {exc}")
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()
 
 
 # ---------------------------------------------------------------- browser
