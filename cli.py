@@ -28,7 +28,6 @@ class ProgressBar:
     """A one-line progress bar on stderr (a line per stage when stderr is not a terminal)."""
 
     def __init__(self) -> None:
-        self.stage = ""
         self.started = time.perf_counter()
         self.tty = sys.stderr.isatty()
 
@@ -40,9 +39,8 @@ class ProgressBar:
             sys.stderr.write(f"\r{elapsed:6.1f}s {bar} {done:>9,}/{total:<9,} {stage:<28}")
             if done >= total:
                 sys.stderr.write("\n")
-        elif done >= total and stage != self.stage:
-            sys.stderr.write(f"{elapsed:6.1f}s {stage}: {total:,}\n")
-            self.stage = stage
+        elif done and (done >= total or total <= 20):  # no terminal: whole lines, not too many
+            sys.stderr.write(f"{elapsed:6.1f}s {stage}: {done:,}/{total:,}\n")
         sys.stderr.flush()
 
 

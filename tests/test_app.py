@@ -80,8 +80,9 @@ def anyio_backend() -> str:
 @pytest.mark.redis
 @pytest.mark.anyio
 async def test_services_open_and_close_a_real_redis(redis_url: str, tmp_path: Path) -> None:
-    services = Services.create(Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}",
-                                        redis_url=redis_url))
+    services = Services.create(
+        Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", redis_url=redis_url)
+    )
     assert services.redis is not None
     assert await services.redis.ping() is True
     await services.aclose()

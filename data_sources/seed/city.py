@@ -122,22 +122,23 @@ def seed_city(
     node_rows = list(_node_rows(city))
     for row in node_rows:
         report.nodes[row["level"]] += 1
-    _insert(engine, NodeRow.__table__, node_rows, "nodes", progress)  # type: ignore[arg-type]
+    _insert(engine, NodeRow.__table__, node_rows, progress)  # type: ignore[arg-type]
 
     population = sum(profiles[code].population for code in profiles)
-    for code, tree in zip(wanted, trees, strict=True):
+    progress("people, cameras, history", 0, len(wanted))
+    for done, (code, tree) in enumerate(zip(wanted, trees, strict=True), 1):
         rng = np.random.default_rng([seed, int(code), 1])
         district_id = next(r["id"] for r in node_rows if r["code"] == tree.code)
         district_rows = [r for r in node_rows if r["district_id"] == district_id]
         buildings = _buildings(district_rows)
         workers, by_grid = _workers(profiles[code], district_rows, rng)
         cameras = _cameras(profiles[code], buildings, rng)
-        _insert(engine, WorkerRow.__table__, workers, f"{code} workers", progress)  # type: ignore[arg-type]
-        _insert(engine, CameraRow.__table__, cameras, f"{code} cameras", progress)  # type: ignore[arg-type]
+        _insert(engine, WorkerRow.__table__, workers)  # type: ignore[arg-type]
+        _insert(engine, CameraRow.__table__, cameras)  # type: ignore[arg-type]
         positions = _positions(workers, district_rows, as_of, rng)
-        _insert(engine, PositionRow.__table__, positions, f"{code} positions", progress)  # type: ignore[arg-type]
+        _insert(engine, PositionRow.__table__, positions)  # type: ignore[arg-type]
         alarms = _alarms(cameras, as_of, rng)
-        _insert(engine, AlarmRow.__table__, alarms, f"{code} alarms", progress)  # type: ignore[arg-type]
+        _insert(engine, AlarmRow.__table__, alarms)  # type: ignore[arg-type]
         report.workers += len(workers)
         report.cameras += len(cameras)
         report.alarms += len(alarms)
@@ -155,10 +156,11 @@ def seed_city(
         ):
             cases.append(case)
             events.extend(case_events)
-        _insert(engine, CaseRow.__table__, cases, f"{code} cases", progress)  # type: ignore[arg-type]
-        _insert(engine, CaseEventRow.__table__, events, f"{code} case events", progress)  # type: ignore[arg-type]
+        _insert(engine, CaseRow.__table__, cases)  # type: ignore[arg-type]
+        _insert(engine, CaseEventRow.__table__, events)  # type: ignore[arg-type]
         report.cases += len(cases)
         report.case_events += len(events)
+        progress("people, cameras, history", done, len(wanted))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -365,10 +367,10 @@ def _alarms(
 
 
 def _insert(
-    engine: Engine, table: Table, rows: list[dict[str, Any]], stage: str, progress: Progress
+    engine: Engine, table: Table, rows: list[dict[str, Any]], progress: Progress = _noop
 ) -> None:
-    progress(stage, 0, len(rows))
+    progress(table.name, 0, len(rows))
     for start in range(0, len(rows), CHUNK):
         with engine.begin() as conn:
             conn.execute(insert(table), rows[start : start + CHUNK])
-        progress(stage, min(start + CHUNK, len(rows)), len(rows))
+        progress(table.name, min(start + CHUNK, len(rows)), len(rows))
