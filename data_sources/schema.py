@@ -23,7 +23,6 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -157,13 +156,19 @@ class CaseRow(AncestorsMixin, Base):
 
 
 class CaseEventRow(Base):
-    """One step of a case's lifecycle, with who did it and when."""
+    """One step of a case's lifecycle, with who did it and when; `id` is the event id.
+
+    No foreign key to `cases`: a transition may arrive before its case's report (feeds are not
+    ordered); the case row is recomputed from all its events sorted by (at, id) whenever one arrives.
+    A transition that is not allowed where it falls in that order keeps `to_status == from_status`
+    and says why in `note`.
+    """
 
     __tablename__ = "case_events"
-    __table_args__ = (UniqueConstraint("case_id", "seq"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_id: Mapped[str] = mapped_column(String(64), index=True)
+    #: Position in the case's timeline, (at, id) order.
     seq: Mapped[int] = mapped_column(SmallInteger)
     action: Mapped[str] = mapped_column(String(16))
     from_status: Mapped[str | None] = mapped_column(String(16))
@@ -171,6 +176,9 @@ class CaseEventRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[Ts]
     note: Mapped[str | None] = mapped_column(String(512))
+    #: The evaluation of an `evaluate` step and the level of a `close` step.
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    resolved_at: Mapped[str | None] = mapped_column(String(16))
 
 
 class AlarmRow(AncestorsMixin, Base):
@@ -190,3 +198,17 @@ class AlarmRow(AncestorsMixin, Base):
     ended_at: Mapped[OptTs]
     snapshot_url: Mapped[str | None] = mapped_column(String(512))
     case_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class AlarmEventRow(Base):
+    """One step of an alarm (raised, updated, acknowledged, resolved); `id` is the event id."""
+
+    __tablename__ = "alarm_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alarm_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[Ts]
+    #: The event's payload as JSON (what the alarm row is recomputed from).
+    body: Mapped[str] = mapped_column(Text)

@@ -6,6 +6,7 @@ per-district random streams, so two runs give identical rows.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -18,6 +19,7 @@ from sqlalchemy import Engine, Table, func, insert, select
 
 from data_sources.model import AlarmStatus, AlarmType, Level, Severity, WorkerRole
 from data_sources.schema import (
+    AlarmEventRow,
     AlarmRow,
     CameraRow,
     CaseEventRow,
@@ -139,6 +141,7 @@ def seed_city(
         _insert(engine, PositionRow.__table__, positions)  # type: ignore[arg-type]
         alarms = _alarms(cameras, as_of, rng)
         _insert(engine, AlarmRow.__table__, alarms)  # type: ignore[arg-type]
+        _insert(engine, AlarmEventRow.__table__, _alarm_events(alarms, cameras))  # type: ignore[arg-type]
         report.workers += len(workers)
         report.cameras += len(cameras)
         report.alarms += len(alarms)
@@ -364,6 +367,45 @@ def _alarms(
             }
         )
     return out
+
+
+def _alarm_events(
+    alarms: list[dict[str, Any]], cameras: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The events the seeded alarms were made of, so later events replay on top of them."""
+    camera_code = {c["id"]: c["code"] for c in cameras}
+    rows = []
+    for a in alarms:
+        raised = {
+            "alarm_id": a["id"],
+            "camera": camera_code[a["camera_id"]],
+            "type": a["type"],
+            "severity": a["severity"],
+        }
+        rows.append(_alarm_event(a, "raised", a["started_at"], None, raised))
+        if a["acknowledged_at"] is not None:
+            body = {"alarm_id": a["id"], "actor": a["acknowledged_by"]}
+            rows.append(
+                _alarm_event(a, "acknowledged", a["acknowledged_at"], a["acknowledged_by"], body)
+            )
+        if a["ended_at"] is not None:
+            false_alarm = a["status"] == AlarmStatus.FALSE_ALARM.value
+            body = {"alarm_id": a["id"], "actor": "值班员", "false_alarm": false_alarm}
+            rows.append(_alarm_event(a, "resolved", a["ended_at"], "值班员", body))
+    return rows
+
+
+def _alarm_event(
+    alarm: dict[str, Any], kind: str, at: datetime, actor: str | None, body: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "id": f"{alarm['id']}-{kind}",
+        "alarm_id": alarm["id"],
+        "kind": kind,
+        "actor": actor,
+        "at": at,
+        "body": json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    }
 
 
 def _insert(

@@ -13,11 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from data_sources.lifecycle import CaseStep, case_columns, case_event_rows, replay_case
 from data_sources.model import (
     DUE_WORKING_HOURS,
-    TRANSITIONS,
     CaseAction,
-    CaseStatus,
     Category,
     Channel,
     ResolvedAt,
@@ -161,10 +160,9 @@ def _lifecycle(
     reporter = worker if channel is Channel.GRID_WORKER else f"channel:{channel.value}"
     steps: list[tuple[CaseAction, datetime, str]] = [(CaseAction.REPORT, reported, reporter)]
     reviewed = reported + _minutes(rng, 25)
-    deferred = False
+    late = reworked = False
     if rng.random() < P_REJECT:
         steps.append((CaseAction.REJECT, reviewed, "指挥中心受理员"))
-        due = None
     else:
         steps.append((CaseAction.ACCEPT, reviewed, "指挥中心受理员"))
         due = add_working_hours(reviewed, DUE_WORKING_HOURS[category], tz=tz)
@@ -172,8 +170,8 @@ def _lifecycle(
         steps.append((CaseAction.DISPATCH, dispatched, "指挥中心派遣员"))
         window = max(due - dispatched, timedelta(minutes=30))
         handled = dispatched + window * float(rng.lognormal(np.log(0.45), 0.55))
-        if rng.random() < P_DEFER:
-            deferred = True
+        deferred = rng.random() < P_DEFER
+        if deferred:
             steps.append(
                 (CaseAction.DEFER, dispatched + (handled - dispatched) * 0.3, "街道分中心")
             )
@@ -182,57 +180,47 @@ def _lifecycle(
         if not deferred and handled > due:
             steps.append((CaseAction.SUPERVISE, due, "区督查员"))
         if rng.random() < P_REWORK:
+            reworked = True
             rework = handled + _minutes(rng, 90)
             steps.append((CaseAction.REWORK, rework, "街道监督员"))
             handled = rework + window * float(rng.uniform(0.2, 0.6))
             steps.append((CaseAction.HANDLE, handled, worker))
+        late = handled > due
         closed = handled + _minutes(rng, 120)
         steps.append((CaseAction.CLOSE, closed, "街道监督员"))
         if rng.random() < P_EVALUATE:
             steps.append((CaseAction.EVALUATE, closed + _minutes(rng, 900), "回访专员"))
     steps.sort(key=lambda step: step[1])
-    row, events = _apply(case_id, steps, category, channel, building, buildings, due, as_of, rng)
-    if row["dispatched_at"] is not None and worker_id:
-        row["worker_id"] = worker_id
-    return row, events
-
-
-def _apply(
-    case_id: str,
-    steps: list[tuple[CaseAction, datetime, str]],
-    category: Category,
-    channel: Channel,
-    building: int,
-    buildings: Buildings,
-    due: datetime | None,
-    as_of: datetime,
-    rng: np.random.Generator,
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Replay the steps that happened by `as_of` into the case row and its event rows."""
+    resolved = _choice(rng, RESOLVED, 1)[0]
+    bad = 0.03 + 0.08 * late + 0.1 * reworked
+    satisfaction = (
+        Satisfaction.DISSATISFIED if rng.random() < bad else _choice(rng, SATISFACTION, 1)[0]
+    )
+    case_steps = [
+        CaseStep(
+            id=f"{case_id}-{i}",
+            action=action,
+            at=at,
+            actor=actor,
+            satisfaction=satisfaction if action is CaseAction.EVALUATE else None,
+            resolved_at=resolved if action is CaseAction.CLOSE else None,
+        )
+        for i, (action, at, actor) in enumerate(steps)
+        if at <= as_of
+    ]
+    state = replay_case(case_steps, category=category, tz=tz)
+    assert state is not None  # the report is at or before as_of by construction
     a = buildings.ancestors[building]
-    reported = steps[0][1]
     description = DESCRIPTIONS[category][int(rng.integers(len(DESCRIPTIONS[category])))]
     row: dict[str, Any] = {
         "id": case_id,
         "title": f"{buildings.names[building]} {description}",
         "channel": channel.value,
         "category": category.value,
-        "status": CaseStatus.REPORTED.value,
         "lon": round(float(buildings.lon[building] + rng.normal(0, 2e-4)), 6),
         "lat": round(float(buildings.lat[building] + rng.normal(0, 2e-4)), 6),
-        "reported_at": reported,
-        "accepted_at": None,
-        "dispatched_at": None,
-        "handled_at": None,
-        "closed_at": None,
-        "due_at": None,
-        "handling_seconds": None,
-        "deferred": False,
-        "supervised": False,
-        "rework_count": 0,
-        "satisfaction": None,
-        "resolved_at": None,
-        "worker_id": None,
+        **case_columns(state),
+        "worker_id": worker_id if state.dispatched_at is not None and worker_id else None,
         "alarm_id": None,
         "district_id": int(a[0]),
         "street_id": int(a[1]),
@@ -240,65 +228,4 @@ def _apply(
         "grid_id": int(a[3]),
         "building_id": int(buildings.ids[building]),
     }
-    events: list[dict[str, Any]] = []
-    status: CaseStatus | None = None
-    for seq, (action, at, actor) in enumerate(steps):
-        if at > as_of:
-            break
-        to_status = CaseStatus.REPORTED if action is CaseAction.REPORT else status
-        if action is not CaseAction.REPORT:
-            allowed, target = TRANSITIONS[action]
-            assert status in allowed, (case_id, action, status)
-            to_status = target if target is not None else status
-        assert to_status is not None
-        events.append(
-            {
-                "id": f"{case_id}-{seq}",
-                "case_id": case_id,
-                "seq": seq,
-                "action": action.value,
-                "from_status": status.value if status else None,
-                "to_status": to_status.value,
-                "actor": actor,
-                "at": at,
-                "note": None,
-            }
-        )
-        _mark(row, action, at, due, rng)
-        status = to_status
-    assert status is not None
-    row["status"] = status.value
-    return row, events
-
-
-def _mark(
-    row: dict[str, Any],
-    action: CaseAction,
-    at: datetime,
-    due: datetime | None,
-    rng: np.random.Generator,
-) -> None:
-    if action is CaseAction.ACCEPT:
-        row["accepted_at"] = at
-        row["due_at"] = due
-    elif action is CaseAction.DISPATCH:
-        row["dispatched_at"] = at
-    elif action is CaseAction.DEFER:
-        row["deferred"] = True
-    elif action is CaseAction.SUPERVISE:
-        row["supervised"] = True
-    elif action is CaseAction.HANDLE:
-        row["handled_at"] = at
-    elif action is CaseAction.REWORK:
-        row["rework_count"] += 1
-    elif action is CaseAction.CLOSE:
-        row["closed_at"] = at
-        row["handling_seconds"] = int((at - row["reported_at"]).total_seconds())
-        row["resolved_at"] = _choice(rng, RESOLVED, 1)[0].value
-    elif action is CaseAction.EVALUATE:
-        late = row["due_at"] is not None and row["closed_at"] > row["due_at"]
-        bad = 0.03 + 0.08 * late + 0.1 * (row["rework_count"] > 0)
-        if rng.random() < bad:
-            row["satisfaction"] = Satisfaction.DISSATISFIED.value
-        else:
-            row["satisfaction"] = _choice(rng, SATISFACTION, 1)[0].value
+    return row, case_event_rows(case_id, case_steps, state)

@@ -1,0 +1,102 @@
+"""Live state: counters per node and status, open alarms per node, latest worker positions.
+
+Kept in memory by the projector's process and rebuilt from SQL at start-up (SQL is the truth), then
+moved along by each committed `Projection`. Every counter of a node includes its whole subtree; the
+city root counts everything. `dirty` collects the nodes whose figures changed since the last tick.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from data_sources.model import FACT_LEVELS, AlarmStatus
+from data_sources.projector import PositionFix, Projection
+from data_sources.schema import AlarmRow, CaseRow
+
+_OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
+
+
+@dataclass
+class LiveState:
+    root_id: int | None
+    case_counts: defaultdict[int, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
+    open_alarms: Counter[int] = field(default_factory=Counter)
+    positions: dict[int, PositionFix] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+
+    def _nodes(self, path: tuple[int, ...]) -> tuple[int, ...]:
+        return path if self.root_id is None else (self.root_id, *path)
+
+    def apply(self, projection: Projection) -> None:
+        """Move the counters along by what a committed batch changed."""
+        for case in projection.cases:
+            if case.old == case.new:
+                continue
+            for node in self._nodes(case.path):
+                counts = self.case_counts[node]
+                if case.old is not None:
+                    counts[case.old.value] -= 1
+                counts[case.new.value] += 1
+                self.dirty.add(node)
+        for alarm in projection.alarms:
+            delta = int(alarm.is_open) - int(alarm.was_open)
+            for node in self._nodes(alarm.path):
+                self.open_alarms[node] += delta
+                self.dirty.add(node)
+        for fix in projection.positions:
+            latest = self.positions.get(fix.worker_id)
+            if latest is None or fix.ts > latest.ts:
+                self.positions[fix.worker_id] = fix
+                self.dirty.update(self._nodes(fix.path))
+
+    def take_dirty(self) -> set[int]:
+        dirty, self.dirty = self.dirty, set()
+        return dirty
+
+    def counts_of(self, node: int) -> dict[str, int]:
+        """Non-zero case counts per status of `node`."""
+        return {status: n for status, n in self.case_counts.get(node, Counter()).items() if n}
+
+
+def case_counts_from_sql(*, session: Session, root_id: int | None) -> dict[int, dict[str, int]]:
+    """Case counts per node and status by one GROUP BY per level: what live counters must equal."""
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for level in FACT_LEVELS:
+        column: Any = getattr(CaseRow, f"{level.value}_id")
+        query = select(column, CaseRow.status, func.count()).where(column.is_not(None))
+        for row in session.execute(query.group_by(column, CaseRow.status)):
+            counts[int(row[0])][str(row[1])] = int(row[2])
+    if root_id is not None:
+        for status, n in session.execute(
+            select(CaseRow.status, func.count()).group_by(CaseRow.status)
+        ):
+            counts[root_id][status] = int(n)
+    return dict(counts)
+
+
+def open_alarms_from_sql(*, session: Session, root_id: int | None) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    open_ = AlarmRow.status.in_(_OPEN_ALARM)
+    for level in FACT_LEVELS:
+        column: Any = getattr(AlarmRow, f"{level.value}_id")
+        query = select(column, func.count()).where(open_, column.is_not(None)).group_by(column)
+        counts.update({int(row[0]): int(row[1]) for row in session.execute(query)})
+    if root_id is not None:
+        counts[root_id] = int(session.scalar(select(func.count()).where(open_)) or 0)
+    return counts
+
+
+def load_live_state(*, session: Session, root_id: int | None) -> LiveState:
+    """Live state rebuilt from SQL (latest positions come from the feed as it runs)."""
+    state = LiveState(root_id)
+    for node, counts in case_counts_from_sql(session=session, root_id=root_id).items():
+        state.case_counts[node] = Counter(counts)
+    state.open_alarms.update(open_alarms_from_sql(session=session, root_id=root_id))
+    return state

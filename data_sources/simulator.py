@@ -1,0 +1,229 @@
+"""A living city: events for cases moving through their lifecycle, camera alarms and patrolling workers.
+
+`EventFactory` makes the events of whole storylines (a case from report to evaluation, an alarm from
+raise to resolve, a worker's GPS fix) with realistic gaps; the live runner (`gridcc simulate`) will
+publish them through the ingest path as their times come. Deterministic for a given rng.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data_sources.directory import Directory
+from data_sources.events import Event, EventAdapter
+from data_sources.model import AlarmType, CaseAction, Level, Satisfaction, Severity, WorkerRole
+from data_sources.schema import CameraRow, NodeRow, WorkerRow
+from data_sources.seed.history import CATEGORIES, CHANNELS, DESCRIPTIONS
+
+SEVERITY = {
+    AlarmType.FIRE: Severity.CRITICAL,
+    AlarmType.PERSON_DOWN: Severity.HIGH,
+    AlarmType.THROWN_OBJECT: Severity.HIGH,
+    AlarmType.CROWD: Severity.MEDIUM,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SimPlaces:
+    """What the simulator needs of the city: building codes and centres, cameras, grid workers."""
+
+    buildings: list[tuple[str, float, float]]
+    cameras: list[str]
+    workers: list[tuple[str, float, float]]
+
+    @classmethod
+    def load(cls, *, session: Session) -> SimPlaces:
+        buildings = [
+            (r.code, r.lon, r.lat)
+            for r in session.execute(
+                select(NodeRow.code, NodeRow.lon, NodeRow.lat)
+                .where(NodeRow.level == Level.BUILDING.value)
+                .order_by(NodeRow.id)
+            )
+        ]
+        cameras = list(session.scalars(select(CameraRow.code).order_by(CameraRow.id)))
+        grids = {
+            r.id: (r.lon, r.lat)
+            for r in session.execute(
+                select(NodeRow.id, NodeRow.lon, NodeRow.lat).where(
+                    NodeRow.level == Level.GRID.value
+                )
+            )
+        }
+        workers = [
+            (r.code, *grids[r.grid_id])
+            for r in session.execute(
+                select(WorkerRow.code, WorkerRow.grid_id)
+                .where(WorkerRow.role == WorkerRole.GRID_WORKER.value)
+                .order_by(WorkerRow.id)
+            )
+        ]
+        return cls(buildings, cameras, workers)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.replace(tzinfo=UTC).isoformat()
+
+
+class EventFactory:
+    """Makes events; `directory` resolves paths the way ingest does."""
+
+    def __init__(
+        self, places: SimPlaces, directory: Directory, rng: np.random.Generator, prefix: str
+    ) -> None:
+        self.places, self.directory, self.rng, self.prefix = places, directory, rng, prefix
+        self.serial = 0
+        self._categories = list(CATEGORIES)
+        self._category_p = np.array(list(CATEGORIES.values()))
+        self._category_p /= self._category_p.sum()
+        self._channels = list(CHANNELS)
+        self._channel_p = np.array(list(CHANNELS.values()))
+        self._channel_p /= self._channel_p.sum()
+
+    def _id(self, kind: str) -> str:
+        self.serial += 1
+        return f"{self.prefix}-{kind}-{self.serial:08d}"
+
+    def _event(self, kind: str, ts: datetime, node: str, payload: dict[str, Any]) -> Event:
+        place = self.directory.nodes[node]
+        return EventAdapter.validate_python(
+            {
+                "id": self._id(kind.split(".")[0]),
+                "kind": kind,
+                "ts": _iso(ts),
+                "node": node,
+                "path": place.path,
+                "payload": payload,
+            }
+        )
+
+    def _minutes(self, median: float) -> timedelta:
+        return timedelta(minutes=float(self.rng.lognormal(np.log(median), 0.6)))
+
+    def case_story(self, start: datetime) -> list[Event]:
+        """Report → accept/reject → dispatch → handle (→ rework → handle) → close → evaluate."""
+        rng = self.rng
+        code, lon, lat = self.places.buildings[int(rng.integers(len(self.places.buildings)))]
+        category = self._categories[int(rng.choice(len(self._categories), p=self._category_p))]
+        channel = self._channels[int(rng.choice(len(self._channels), p=self._channel_p))]
+        case_id = self._id("case")
+        title = DESCRIPTIONS[category][int(rng.integers(len(DESCRIPTIONS[category])))]
+        events = [
+            self._event(
+                "case.reported",
+                start,
+                code,
+                {
+                    "case_id": case_id,
+                    "channel": channel.value,
+                    "category": category.value,
+                    "title": title,
+                    "lon": round(lon + float(rng.normal(0, 2e-4)), 6),
+                    "lat": round(lat + float(rng.normal(0, 2e-4)), 6),
+                    "reporter": "市民",
+                },
+            )
+        ]
+        t = start
+
+        def step(action: CaseAction, median: float, actor: str, **extra: str) -> None:
+            nonlocal t
+            t = t + self._minutes(median)
+            events.append(
+                self._event(
+                    "case.transitioned",
+                    t,
+                    code,
+                    {"case_id": case_id, "action": action.value, "actor": actor, **extra},
+                )
+            )
+
+        if rng.random() < 0.04:
+            step(CaseAction.REJECT, 20, "指挥中心受理员")
+            return events
+        step(CaseAction.ACCEPT, 20, "指挥中心受理员")
+        step(CaseAction.DISPATCH, 10, "指挥中心派遣员")
+        step(CaseAction.HANDLE, 120, "网格员")
+        if rng.random() < 0.06:
+            step(CaseAction.REWORK, 60, "街道监督员")
+            step(CaseAction.HANDLE, 90, "网格员")
+        step(CaseAction.CLOSE, 60, "街道监督员", resolved_at="grid")
+        if rng.random() < 0.8:
+            verdict = Satisfaction.SATISFIED if rng.random() < 0.95 else Satisfaction.DISSATISFIED
+            step(CaseAction.EVALUATE, 600, "回访专员", satisfaction=verdict.value)
+        return events
+
+    def alarm_story(self, start: datetime) -> list[Event]:
+        """Raise → (update) → acknowledge → resolve or false alarm."""
+        rng = self.rng
+        camera = self.places.cameras[int(rng.integers(len(self.places.cameras)))]
+        place = self.directory.cameras[camera]
+        node = self.directory.codes[place.path[-1]]
+        alarm_type = list(AlarmType)[int(rng.integers(len(AlarmType)))]
+        alarm_id = self._id("alarm")
+        severity = SEVERITY.get(alarm_type, Severity.LOW)
+        events = [
+            self._event(
+                "alarm.raised",
+                start,
+                node,
+                {
+                    "alarm_id": alarm_id,
+                    "camera": camera,
+                    "type": alarm_type.value,
+                    "severity": int(severity),
+                },
+            )
+        ]
+        t = start + self._minutes(2)
+        events.append(
+            self._event("alarm.acknowledged", t, node, {"alarm_id": alarm_id, "actor": "值班员"})
+        )
+        t += self._minutes(20)
+        events.append(
+            self._event(
+                "alarm.resolved",
+                t,
+                node,
+                {"alarm_id": alarm_id, "actor": "值班员", "false_alarm": bool(rng.random() < 0.12)},
+            )
+        )
+        return events
+
+    def position(self, ts: datetime) -> Event:
+        code, lon, lat = self.places.workers[int(self.rng.integers(len(self.places.workers)))]
+        home = self.directory.workers[code]
+        node = self.directory.codes[home.path[-1]]
+        return self._event(
+            "worker.position",
+            ts,
+            node,
+            {
+                "worker": code,
+                "lon": round(lon + float(self.rng.normal(0, 8e-4)), 6),
+                "lat": round(lat + float(self.rng.normal(0, 8e-4)), 6),
+                "speed": round(float(self.rng.uniform(0, 1.8)), 2),
+                "battery": round(float(self.rng.uniform(10, 100)), 1),
+            },
+        )
+
+    def mixed(self, n: int, start: datetime, span: timedelta) -> list[Event]:
+        """About `n` events of every kind starting within `span` of `start`, in time order."""
+        events: list[Event] = []
+        while len(events) < n:
+            t = start + span * float(self.rng.random())
+            roll = self.rng.random()
+            if roll < 0.55:
+                events += self.case_story(t)
+            elif roll < 0.75:
+                events += self.alarm_story(t)
+            else:
+                events.append(self.position(t))
+        events.sort(key=lambda e: (e.ts, e.id))
+        return events
