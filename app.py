@@ -5,6 +5,7 @@ Run with `uvicorn app:create_app --factory` (or `gridcc serve` / `gridcc demo`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,7 +25,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks import overview as overview_callbacks
-from data_sources.db import make_engine, make_sessionmaker
+from data_sources.bus import Bus
+from data_sources.bus.memory import MemoryBus
+from data_sources.bus.redis_streams import RedisStreamBus
+from data_sources.db import is_migrated, make_engine, make_sessionmaker
+from data_sources.directory import Directory, empty_directory, load_directory
+from data_sources.ingest import Ingestor, ingest_router
+from data_sources.live import LiveState, load_live_state
+from data_sources.pipeline import ProjectorLoop
 from layouts import overview as overview_layout
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +54,11 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", description="Zone for 'today' and working hours.")
     kpi_window_days: int = Field(30, ge=1, le=3660, description="Days of cases the KPIs cover.")
     default_lang: str = Field("zh", pattern="^(zh|en)$", description="UI language without ?lang=.")
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='Ingest API keys per source, as JSON: {"hotline": "key1", "frigate": "key2"}.',
+    )
+    bus_maxlen: int = Field(1_000_000, ge=1_000, description="Events kept on the bus stream.")
 
 
 def utc_now() -> datetime:
@@ -60,8 +73,12 @@ class Services:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    bus: Bus
     redis: aioredis.Redis | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
+    directory: Directory = field(default_factory=empty_directory)
+    live: LiveState = field(default_factory=lambda: LiveState(None))
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -71,9 +88,44 @@ class Services:
     def create(cls, settings: Settings) -> Services:
         engine = make_engine(settings.database_url)
         redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
-        return cls(settings, engine, make_sessionmaker(engine), redis)
+        bus: Bus = (
+            RedisStreamBus(redis, maxlen=settings.bus_maxlen)
+            if redis is not None
+            else MemoryBus(maxlen=settings.bus_maxlen)
+        )
+        return cls(settings, engine, make_sessionmaker(engine), bus, redis)
+
+    def ingestor(self) -> Ingestor:
+        return self._ingestor
+
+    def __post_init__(self) -> None:
+        self._ingestor = Ingestor(self.bus, self.sessions, lambda: self.directory)
+
+    def load(self) -> None:
+        """Load the directory and rebuild live state from SQL (blocking: run in a thread)."""
+        if not is_migrated(self.engine):
+            log.warning("database has no schema yet: run `gridcc db upgrade` (or `gridcc demo`)")
+            return
+        with self.sessions() as session:
+            self.directory = load_directory(session=session)
+            self.live = load_live_state(session=session, root_id=self.directory.root_id)
+        log.info(
+            "directory: %d nodes, %d cameras, %d workers",
+            len(self.directory.nodes),
+            len(self.directory.cameras),
+            len(self.directory.workers),
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
+        loop = ProjectorLoop(self.bus, self.sessions, lambda: self.directory, self.live, self.tz)
+        self.tasks.append(asyncio.create_task(loop.run(), name="gridcc-projector"))
 
     async def aclose(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.bus.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         self.engine.dispose()
@@ -105,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info("gridcc up: database %s", services.engine.url.render_as_string())
+        await services.start()
         try:
             yield
         finally:
@@ -118,5 +171,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    server.include_router(ingest_router(services.ingestor, settings.api_keys))
     server.state.dash = create_dash(server, services)
     return server

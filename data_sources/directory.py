@@ -97,3 +97,8 @@ def load_directory(*, session: Session) -> Directory:
     bounds = Bounds(min_lon - m, min_lat - m, max_lon + m, max_lat + m)
     codes = {place.id: code for code, place in nodes.items()}
     return Directory(root_id, nodes, cameras, workers, bounds, codes)
+
+
+def empty_directory() -> Directory:
+    """The directory of an empty database (nothing resolves)."""
+    return Directory(None, {}, {}, {}, Bounds(0, 0, 0, 0), {})

@@ -26,9 +26,9 @@ TABLES = (CaseRow, CaseEventRow, AlarmRow, AlarmEventRow, PositionRow)
 
 
 @pytest.fixture(params=BACKENDS)
-def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    tuple[Engine, Directory, SimPlaces]
-]:
+def city(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, Directory, SimPlaces]]:
     """A small seeded city (Shilin county, one day of history) on each backend."""
     if request.param == "postgres":
         url = str(request.getfixturevalue("postgres_url"))
@@ -36,8 +36,7 @@ def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         url = f"sqlite:///{tmp_path_factory.mktemp('proj') / 'city.db'}"
     engine = db.make_engine(url)
     db.upgrade(engine)
-    seed_city(engine, seed=3, as_of=AS_OF, tz=TZ, districts=["530126"], days=1,
-              cases_per_day=4000)
+    seed_city(engine, seed=3, as_of=AS_OF, tz=TZ, districts=["530126"], days=1, cases_per_day=4000)
     with Session(engine) as session:
         directory = load_directory(session=session)
         places = SimPlaces.load(session=session)
@@ -50,13 +49,13 @@ def city(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         engine.dispose()
 
 
-def _feed(engine: Engine, directory: Directory, live: LiveState, events: Sequence[Event],
-          batch: int = 500) -> tuple[int, int]:
+def _feed(
+    engine: Engine, directory: Directory, live: LiveState, events: Sequence[Event], batch: int = 500
+) -> tuple[int, int]:
     applied = duplicates = 0
     for start in range(0, len(events), batch):
         with Session(engine) as session, session.begin():
-            projection = project(session, events[start : start + batch], directory=directory,
-                                 tz=TZ)
+            projection = project(session, events[start : start + batch], directory=directory, tz=TZ)
         live.apply(projection)  # only after the commit
         applied += projection.applied
         duplicates += projection.duplicates
@@ -67,12 +66,15 @@ def _snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
     snapshot = {}
     with Session(engine) as session:
         for table in TABLES:
-            columns = [c for c in table.__table__.columns if c.name != "id" or table is not PositionRow]
+            columns = [
+                c for c in table.__table__.columns if c.name != "id" or table is not PositionRow
+            ]
             key = table.__table__.primary_key.columns.values()[0]
             if table is PositionRow:
                 key = PositionRow.event_id
-            snapshot[table.__tablename__] = [tuple(r) for r in session.execute(
-                select(*columns).order_by(key))]
+            snapshot[table.__tablename__] = [
+                tuple(r) for r in session.execute(select(*columns).order_by(key))
+            ]
     return snapshot
 
 
@@ -102,8 +104,14 @@ def test_same_events_twice_and_out_of_order_give_identical_state(
     events = factory.mixed(10_000, AS_OF + timedelta(minutes=5), timedelta(hours=6))
     assert len(events) >= 10_000
     kinds = {e.kind for e in events}
-    assert kinds == {"case.reported", "case.transitioned", "alarm.raised", "alarm.acknowledged",
-                     "alarm.resolved", "worker.position"}
+    assert kinds == {
+        "case.reported",
+        "case.transitioned",
+        "alarm.raised",
+        "alarm.acknowledged",
+        "alarm.resolved",
+        "worker.position",
+    }
 
     with Session(engine) as session:
         live = load_live_state(session=session, root_id=directory.root_id)
@@ -144,9 +152,13 @@ def _replay_into_fresh(engine: Engine, directory: Directory, events: list[Event]
         case_ids = sorted({e.payload.case_id for e in events if e.kind.startswith("case.")})
         alarm_ids = sorted({e.payload.alarm_id for e in events if e.kind.startswith("alarm.")})
         for start in range(0, len(case_ids), 900):
-            session.execute(CaseRow.__table__.delete().where(CaseRow.id.in_(case_ids[start:start + 900])))
+            session.execute(
+                CaseRow.__table__.delete().where(CaseRow.id.in_(case_ids[start : start + 900]))
+            )
         for start in range(0, len(alarm_ids), 900):
-            session.execute(AlarmRow.__table__.delete().where(AlarmRow.id.in_(alarm_ids[start:start + 900])))
+            session.execute(
+                AlarmRow.__table__.delete().where(AlarmRow.id.in_(alarm_ids[start : start + 900]))
+            )
     with Session(engine) as session:
         live = load_live_state(session=session, root_id=directory.root_id)
     _feed(engine, directory, live, sorted(events, key=lambda e: (e.ts, e.id)), batch=1000)
@@ -172,6 +184,8 @@ def test_transition_before_its_report_waits_then_applies(
     with Session(engine) as session:
         case = session.get(CaseRow, case_id)
         assert case is not None and case.status in ("closed", "rejected")
-        notes = set(session.scalars(select(CaseEventRow.note).where(CaseEventRow.case_id == case_id)))
+        notes = set(
+            session.scalars(select(CaseEventRow.note).where(CaseEventRow.case_id == case_id))
+        )
         assert notes == {None}
     _assert_live_equals_sql(engine, live)

@@ -1,0 +1,205 @@
+"""The native ingest API (`/api/v1`): validate, resolve, publish. Nothing invalid reaches the bus.
+
+A request is one event or a JSON array of events, accepted or rejected as a whole: every error is
+reported with the index of the event, the field and the reason, and a rejected batch publishes
+nothing. An event id already accepted gets 409 (a retrying client can treat it as success); the
+projector is idempotent as well, so a duplicate that slips past this check is still applied once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from data_sources.bus import Bus
+from data_sources.directory import Directory
+from data_sources.events import (
+    EVENT_KINDS,
+    AlarmRaised,
+    CaseReported,
+    Event,
+    EventAdapter,
+    WorkerPosition,
+    encode,
+)
+from data_sources.schema import AlarmEventRow, CaseEventRow, PositionRow
+
+MAX_BATCH = 1_000
+MAX_BODY_BYTES = 2_000_000
+RECENT_IDS = 500_000
+
+
+class IngestError(Exception):
+    """A rejected request: HTTP status and a list of {index, field, reason}."""
+
+    def __init__(self, status_code: int, errors: list[dict[str, Any]]) -> None:
+        super().__init__(errors)
+        self.status_code = status_code
+        self.errors = errors
+
+
+def _error(index: int | None, field_: str, reason: str) -> dict[str, Any]:
+    return {"index": index, "field": field_, "reason": reason}
+
+
+def _pydantic_errors(index: int, exc: ValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for e in exc.errors(include_url=False):
+        if e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            errors.append(_error(index, "kind", e["msg"]))
+            continue
+        # Drop the union member's tag that pydantic puts first in the location.
+        loc = [str(p) for p in e["loc"] if p not in EVENT_KINDS]
+        errors.append(_error(index, ".".join(loc) or "(event)", e["msg"]))
+    return errors
+
+
+@dataclass
+class Ingestor:
+    """Validates and publishes events; shared by the HTTP routes and the simulator."""
+
+    bus: Bus
+    sessions: sessionmaker[Session]
+    directory: Callable[[], Directory]
+    max_batch: int = MAX_BATCH
+    _recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def validate(self, raw: Sequence[Any]) -> list[Event]:
+        """Events resolved against the directory; raises IngestError with every problem found."""
+        if len(raw) == 0:
+            raise IngestError(422, [_error(None, "(body)", "no events: send one event or a list")])
+        if len(raw) > self.max_batch:
+            reason = f"batch of {len(raw)} events is over the limit of {self.max_batch}"
+            raise IngestError(413, [_error(None, "(body)", reason)])
+        directory = self.directory()
+        errors: list[dict[str, Any]] = []
+        events: list[Event] = []
+        for index, item in enumerate(raw):
+            if isinstance(item, dict) and "path" in item:
+                errors.append(_error(index, "path", "is resolved by the server; do not send it"))
+                continue
+            try:
+                event = EventAdapter.validate_python(item)
+            except ValidationError as exc:
+                errors += _pydantic_errors(index, exc)
+                continue
+            resolved, problems = self._resolve(index, event, directory)
+            errors += problems
+            if resolved is not None:
+                events.append(resolved)
+        errors += self._duplicates(events)
+        if errors:
+            raise IngestError(409 if all(_is_duplicate(e) for e in errors) else 422, errors)
+        return events
+
+    def _resolve(
+        self, index: int, event: Event, directory: Directory
+    ) -> tuple[Event | None, list[dict[str, Any]]]:
+        place = directory.nodes.get(event.node)
+        if place is None:
+            return None, [_error(index, "node", f"unknown node code '{event.node}'")]
+        problems = []
+        payload = event.payload
+        if isinstance(payload, CaseReported | WorkerPosition) and not directory.bounds.contains(
+            payload.lon, payload.lat
+        ):
+            reason = f"({payload.lon}, {payload.lat}) is outside the area of the hierarchy"
+            problems.append(_error(index, "payload.lon,payload.lat", reason))
+        if isinstance(payload, AlarmRaised) and payload.camera not in directory.cameras:
+            problems.append(_error(index, "payload.camera", f"unknown camera '{payload.camera}'"))
+        if isinstance(payload, WorkerPosition) and payload.worker not in directory.workers:
+            problems.append(_error(index, "payload.worker", f"unknown worker '{payload.worker}'"))
+        if problems:
+            return None, problems
+        return event.model_copy(update={"path": place.path}), []
+
+    def _duplicates(self, events: list[Event]) -> list[dict[str, Any]]:
+        seen: dict[str, int] = {}
+        errors = []
+        for index, event in enumerate(events):
+            if event.id in seen:
+                errors.append(_error(index, "id", f"'{event.id}' appears twice in this batch"))
+            seen[event.id] = index
+        stored = self._stored_ids(list(seen))
+        for event_id, index in seen.items():
+            if event_id in self._recent or event_id in stored:
+                errors.append(_error(index, "id", f"event '{event_id}' was already accepted"))
+        return errors
+
+    def _stored_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.sessions() as session:
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                for column in (CaseEventRow.id, AlarmEventRow.id, PositionRow.event_id):
+                    found.update(session.scalars(select(column).where(column.in_(chunk))))
+        return found
+
+    async def publish(self, events: Sequence[Event]) -> list[str]:
+        positions = await self.bus.publish([encode(e) for e in events])
+        for event in events:
+            self._recent[event.id] = None
+        while len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
+        return positions
+
+
+def _is_duplicate(error: dict[str, Any]) -> bool:
+    return error["field"] == "id" and "already accepted" in error["reason"]
+
+
+def ingest_router(ingestor: Callable[[], Ingestor], api_keys: dict[str, str]) -> APIRouter:
+    """Routes under /api/v1; `api_keys` maps each source's name to its key."""
+    router = APIRouter(prefix="/api/v1", tags=["ingest"])
+
+    def source_of(key: str | None) -> str:
+        if not api_keys:
+            raise HTTPException(
+                401, "ingest is disabled: no API keys are configured (GRIDCC_API_KEYS)"
+            )
+        if not key:
+            raise HTTPException(401, "missing X-API-Key header")
+        for source, expected in api_keys.items():
+            if hmac.compare_digest(key.encode(), expected.encode()):
+                return source
+        raise HTTPException(401, "invalid API key")
+
+    @router.post("/events", status_code=status.HTTP_202_ACCEPTED)
+    async def post_events(
+        request: Request, x_api_key: str | None = Header(default=None)
+    ) -> dict[str, Any]:
+        """Accept one event or a JSON array of up to 1,000 events."""
+        source = source_of(x_api_key)
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            raise HTTPException(413, f"body of {len(body)} bytes is over {MAX_BODY_BYTES}")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+        raw = data if isinstance(data, list) else [data]
+        service = ingestor()
+        try:
+            # Validation looks up ids in SQL: keep it off the event loop.
+            events = await asyncio.to_thread(service.validate, raw)
+        except IngestError as exc:
+            raise HTTPException(exc.status_code, exc.errors) from None
+        positions = await service.publish(events)
+        return {
+            "accepted": len(events),
+            "source": source,
+            "ids": [e.id for e in events],
+            "positions": positions,
+        }
+
+    return router
