@@ -181,8 +181,7 @@ EVENT_KINDS: tuple[str, ...] = (
     "alarm.resolved",
     "worker.position",
 )
-# mypy cannot see an Annotated discriminated union as a type form; pydantic can.
-EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)  # type: ignore[arg-type]
+EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 def entity_of(event: Event) -> str:
