@@ -6,6 +6,8 @@ Run with `uvicorn app:create_app --factory` (or `gridcc serve` / `gridcc demo`).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib.metadata
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,9 +32,11 @@ from data_sources.bus.memory import MemoryBus
 from data_sources.bus.redis_streams import RedisStreamBus
 from data_sources.db import is_migrated, make_engine, make_sessionmaker
 from data_sources.directory import Directory, empty_directory, load_directory
+from data_sources.hub import Hub, open_count
 from data_sources.ingest import Ingestor, ingest_router
 from data_sources.live import LiveState, load_live_state
 from data_sources.pipeline import ProjectorLoop
+from data_sources.stream import live_router
 from layouts import overview as overview_layout
 
 HERE = Path(__file__).resolve().parent
@@ -59,6 +63,8 @@ class Settings(BaseSettings):
         description='Ingest API keys per source, as JSON: {"hotline": "key1", "frigate": "key2"}.',
     )
     bus_maxlen: int = Field(1_000_000, ge=1_000, description="Events kept on the bus stream.")
+    tick_ms: int = Field(250, ge=10, le=10_000, description="Frame period of live view deltas.")
+    heartbeat_s: float = Field(15, gt=0, le=300, description="Live stream heartbeat period.")
 
 
 def utc_now() -> datetime:
@@ -79,6 +85,7 @@ class Services:
     directory: Directory = field(default_factory=empty_directory)
     live: LiveState = field(default_factory=lambda: LiveState(None))
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    hub: Hub = field(init=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -100,6 +107,13 @@ class Services:
 
     def __post_init__(self) -> None:
         self._ingestor = Ingestor(self.bus, self.sessions, lambda: self.directory)
+        self.hub = Hub(
+            lambda: self.live, lambda: self.directory, tick_s=self.settings.tick_ms / 1000
+        )
+
+    def open_now(self, node_id: int) -> int:
+        """Open cases of a node right now, from live state."""
+        return open_count(self.live.counts_of(node_id))
 
     def load(self) -> None:
         """Load the directory and rebuild live state from SQL (blocking: run in a thread)."""
@@ -118,8 +132,16 @@ class Services:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
-        loop = ProjectorLoop(self.bus, self.sessions, lambda: self.directory, self.live, self.tz)
+        loop = ProjectorLoop(
+            self.bus,
+            self.sessions,
+            lambda: self.directory,
+            self.live,
+            self.tz,
+            on_projection=self.hub.on_projection,
+        )
         self.tasks.append(asyncio.create_task(loop.run(), name="gridcc-projector"))
+        self.tasks.append(asyncio.create_task(self.hub.run(), name="gridcc-hub"))
 
     async def aclose(self) -> None:
         for task in self.tasks:
@@ -129,6 +151,15 @@ class Services:
         if self.redis is not None:
             await self.redis.aclose()
         self.engine.dispose()
+
+
+def build_id() -> str:
+    """Changes when the code or assets served to browsers change: pages reload on a new build."""
+    digest = hashlib.sha256(importlib.metadata.version("gridcc").encode())
+    for path in sorted((HERE / "assets").rglob("*")):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def create_dash(server: FastAPI, services: Services) -> dash.Dash:
@@ -172,5 +203,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     server.include_router(ingest_router(services.ingestor, settings.api_keys))
+    server.include_router(
+        live_router(
+            lambda: services.hub,
+            lambda: services.directory,
+            build_id=build_id(),
+            heartbeat_s=settings.heartbeat_s,
+        )
+    )
     server.state.dash = create_dash(server, services)
     return server

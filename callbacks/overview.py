@@ -40,6 +40,7 @@ def register(app: Dash, services: Services) -> None:
                 code=scope,
                 now=services.clock(),
                 window_days=settings.kpi_window_days,
+                open_now=services.open_now,
             )
 
     @app.callback(

@@ -48,6 +48,11 @@ class Directory:
     bounds: Bounds
     #: Node code by node id.
     codes: dict[int, str]
+    #: Child node ids by parent id.
+    children: dict[int, list[int]]
+
+    def children_of(self, node: int) -> list[int]:
+        return self.children.get(node, [])
 
 
 def _path(row: object) -> tuple[int, ...]:
@@ -61,8 +66,10 @@ def load_directory(*, session: Session) -> Directory:
     root_id = None
     min_lon = min_lat = 180.0
     max_lon = max_lat = -180.0
+    children: dict[int, list[int]] = {}
     query = select(
         NodeRow.id,
+        NodeRow.parent_id,
         NodeRow.code,
         NodeRow.level,
         NodeRow.lon,
@@ -72,7 +79,9 @@ def load_directory(*, session: Session) -> Directory:
         NodeRow.community_id,
         NodeRow.grid_id,
     )
-    for row in session.execute(query):
+    for row in session.execute(query.order_by(NodeRow.code)):
+        if row.parent_id is not None:
+            children.setdefault(row.parent_id, []).append(row.id)
         if row.level == Level.CITY.value:
             root_id = row.id
             nodes[row.code] = Place(row.id, ())
@@ -96,9 +105,9 @@ def load_directory(*, session: Session) -> Directory:
     m = BOUNDS_MARGIN_DEG
     bounds = Bounds(min_lon - m, min_lat - m, max_lon + m, max_lat + m)
     codes = {place.id: code for code, place in nodes.items()}
-    return Directory(root_id, nodes, cameras, workers, bounds, codes)
+    return Directory(root_id, nodes, cameras, workers, bounds, codes, children)
 
 
 def empty_directory() -> Directory:
     """The directory of an empty database (nothing resolves)."""
-    return Directory(None, {}, {}, {}, Bounds(0, 0, 0, 0), {})
+    return Directory(None, {}, {}, {}, Bounds(0, 0, 0, 0), {}, {})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -23,12 +24,21 @@ class NodeFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedItem:
+    id: str
+    title: str
+    status: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     scope: NodeFigures
     lineage: list[Node]
     children: list[NodeFigures]
     since: datetime
     now: datetime
+    feed: list[FeedItem]
 
 
 def rank_by(values: dict[int, float | None]) -> dict[int, int]:
@@ -41,9 +51,19 @@ def rank_by(values: dict[int, float | None]) -> dict[int, int]:
 
 
 def load_overview(
-    *, session: Session, code: str | None, now: datetime, window_days: int
+    *,
+    session: Session,
+    code: str | None,
+    now: datetime,
+    window_days: int,
+    open_now: Callable[[int], int] | None = None,
 ) -> Overview | None:
-    """The overview of node `code` (the root when None or unknown); None when nothing is seeded."""
+    """The overview of node `code` (the root when None or unknown); None when nothing is seeded.
+
+    `open_now` gives a node's open cases right now (all of them, not only those reported in the
+    window) from live state, the same figure the live stream updates; without it, SQL's windowed
+    count is shown.
+    """
     node = store.node_by_code(session=session, code=code) if code else None
     node = node or store.root_node(session=session)
     if node is None:
@@ -55,12 +75,16 @@ def load_overview(
     resources = (
         store.resources_by(session=session, node=node, level=child_level) if child_level else {}
     )
-    child_kpis = {k.id: kpis(tallies.get(k.id, Tally())) for k in kids}
+    child_kpis = {k.id: _with_open(kpis(tallies.get(k.id, Tally())), k.id, open_now) for k in kids}
     ranks = rank_by({k: v.on_time_rate for k, v in child_kpis.items()})
     return Overview(
         scope=NodeFigures(
             node=node,
-            kpis=kpis(store.node_tally(session=session, node=node, since=since, now=now)),
+            kpis=_with_open(
+                kpis(store.node_tally(session=session, node=node, since=since, now=now)),
+                node.id,
+                open_now,
+            ),
             resources=store.node_resources(session=session, node=node),
         ),
         lineage=store.lineage(session=session, node=node),
@@ -70,4 +94,15 @@ def load_overview(
         ],
         since=since,
         now=now,
+        feed=[
+            FeedItem(c.id, c.title, c.status, c.reported_at)
+            for c in store.latest_cases(session=session, node=node, limit=FEED_LENGTH)
+        ],
     )
+
+
+FEED_LENGTH = 10
+
+
+def _with_open(figures: Kpis, node_id: int, open_now: Callable[[int], int] | None) -> Kpis:
+    return figures if open_now is None else replace(figures, open=open_now(node_id))

@@ -215,3 +215,9 @@ def case_facts(*, session: Session, node: Node, since: datetime) -> list[CaseFac
         )
         for r in session.execute(_scoped(query, c, node))
     ]
+
+
+def latest_cases(*, session: Session, node: Node, limit: int) -> list[CaseRow]:
+    """The most recently reported cases of `node`."""
+    query = select(CaseRow).order_by(CaseRow.reported_at.desc(), CaseRow.id.desc()).limit(limit)
+    return list(session.scalars(_scoped(query, CaseRow, node)))

@@ -12,6 +12,8 @@ class Overview(StrEnum):
     CONTENT = "overview-content"
     LANG_LINK = "overview-lang-link"
     TITLE = "overview-title"
+    LIVE = "overview-live"
+    FEED = "overview-feed"
 
 
 def kpi(name: str) -> str:
@@ -22,3 +24,8 @@ def kpi(name: str) -> str:
 def child_row(code: str) -> str:
     """Id of the table row of the child node `code`."""
     return f"overview-child-{code}"
+
+
+def child_cell(code: str, name: str) -> str:
+    """Id of the cell showing `name` of the child node `code` (updated live)."""
+    return f"overview-cell-{code}-{name.replace('_', '-')}"

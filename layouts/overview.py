@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -9,7 +11,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from data_sources.overview import NodeFigures, Overview
+from data_sources.model import CaseStatus
+from data_sources.overview import FeedItem, NodeFigures, Overview
 from layouts import ids
 from layouts.i18n import Lang, number, percent, t
 
@@ -47,6 +50,10 @@ TILES: tuple[tuple[str, str], ...] = (
 )
 
 
+#: Figures that the live stream updates in the browser.
+LIVE_CELLS = ("open", "active_alarms")
+
+
 def href(code: str, lang: Lang) -> str:
     """The overview URL of node `code`."""
     return "/?" + urlencode({"scope": code, "lang": lang})
@@ -61,7 +68,16 @@ def page() -> Component:
                 dbc.Container(
                     [
                         html.Span(id=ids.Overview.TITLE, className="navbar-brand gridcc-brand"),
-                        html.A(id=ids.Overview.LANG_LINK, className="btn btn-outline-info btn-sm"),
+                        html.Div(
+                            [
+                                html.Span("●", id=ids.Overview.LIVE, className="gridcc-live"),
+                                html.A(
+                                    id=ids.Overview.LANG_LINK,
+                                    className="btn btn-outline-info btn-sm ms-3",
+                                ),
+                            ],
+                            className="d-flex align-items-center",
+                        ),
                     ],
                     fluid=True,
                 ),
@@ -186,7 +202,43 @@ def content(overview: Overview, lang: Lang, tz: ZoneInfo, window_days: int) -> C
                     for name, kind in TILES
                 ]
             ),
-            children_table(overview, lang),
+            dbc.Row(
+                [
+                    dbc.Col(children_table(overview, lang), xl=9),
+                    dbc.Col(feed_panel(overview.feed, lang), xl=3),
+                ]
+            ),
+        ]
+    )
+
+
+def feed_item(item: FeedItem, lang: Lang) -> Component:
+    return html.Div(
+        [
+            html.Span(t(f"status_{item.status}", lang), className="gridcc-feed-status"),
+            html.Span(item.title, className="gridcc-feed-title"),
+        ],
+        className="gridcc-feed-item",
+    )
+
+
+def feed_panel(items: list[FeedItem], lang: Lang) -> Component:
+    """The latest cases of the scope; new ones are prepended live by assets/live.js."""
+    initial = [{"id": i.id, "title": i.title, "status": i.status} for i in items]
+    labels = {s.value: t(f"status_{s.value}", lang) for s in CaseStatus}
+    data: dict[str, Any] = {
+        "data-initial": json.dumps(initial, ensure_ascii=False),
+        "data-labels": json.dumps(labels, ensure_ascii=False),
+    }
+    return html.Div(
+        [
+            html.H5(t("feed", lang), className="mt-2"),
+            html.Div(
+                [feed_item(i, lang) for i in items] or t("no_feed", lang),
+                id=ids.Overview.FEED,
+                className="gridcc-feed",
+                **data,
+            ),
         ]
     )
 

@@ -1,0 +1,194 @@
+"""View deltas and the hub: compute once per changed node, fan out to every page that watches it.
+
+After each committed batch the projector hands the hub its `Projection`. The hub marks the changed
+nodes and, on a leading-edge tick, builds one compact delta per changed node — its open count and
+status counts, those of its changed children, new feed items — numbers it, keeps it in that node's
+ring buffer (for `Last-Event-ID` resume) and puts it on the bounded queue of every stream watching
+the node. A slow stream whose queue is full is cut off and reconnects with a fresh snapshot, so one
+stuck page can never grow memory. Cost per tick ∝ changed nodes, not events × viewers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from data_sources.directory import Directory
+from data_sources.live import LiveState
+from data_sources.model import CaseStatus
+from data_sources.projector import Projection
+
+log = logging.getLogger(__name__)
+OPEN_STATUSES = tuple(s.value for s in CaseStatus if s.is_open)
+RING = 256
+FEED_PER_DELTA = 20
+QUEUE = 64
+
+
+def open_count(counts: dict[str, int]) -> int:
+    return sum(counts.get(s, 0) for s in OPEN_STATUSES)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One stream's view of one node; `closed` is set when the hub cut it off."""
+
+    node: int
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE))
+    closed: bool = False
+
+
+@dataclass
+class Hub:
+    live: Callable[[], LiveState]
+    directory: Callable[[], Directory]
+    tick_s: float = 0.25
+    _subs: defaultdict[int, set[Subscription]] = field(default_factory=lambda: defaultdict(set))
+    _rings: dict[int, deque[dict[str, Any]]] = field(default_factory=dict)
+    _children: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    _feed: defaultdict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    #: Per watched node: the first delta id its ring can hold (resume before that → snapshot).
+    _tracked: dict[int, int] = field(default_factory=dict)
+    #: Delta ids: milliseconds at start, so they keep increasing across restarts.
+    _next_id: int = field(default_factory=lambda: int(time.time() * 1000))
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    frames: int = 0
+
+    # -------------------------------------------------------------- intake (projector side)
+
+    def on_projection(self, projection: Projection) -> None:
+        """Remember what changed; the next tick turns it into deltas."""
+        root = self.live().root_id
+        for case in projection.cases:
+            nodes = (root, *case.path) if root is not None else case.path
+            item = {
+                "id": case.case_id,
+                "title": case.title,
+                "category": case.category,
+                "status": case.new.value,
+                "at": case.at.isoformat() + "Z",
+                "new": case.old is None,
+            }
+            self._touch(nodes, item)
+        for alarm in projection.alarms:
+            nodes = (root, *alarm.path) if root is not None else alarm.path
+            self._touch(nodes, None)
+        if projection.cases or projection.alarms:
+            self._wake.set()
+
+    def _touch(self, nodes: tuple[int, ...], item: dict[str, Any] | None) -> None:
+        for i, node in enumerate(nodes):
+            if node not in self._tracked:
+                continue  # never watched: no delta to build
+            if i + 1 < len(nodes):
+                self._children[node].add(nodes[i + 1])
+            else:
+                self._children.setdefault(node, set())
+            if item is not None:
+                self._feed[node].append(item)
+
+    # -------------------------------------------------------------- ticking
+
+    async def run(self) -> None:
+        """Leading edge: the first change after a quiet spell goes out at once; changes within the
+        next `tick_s` are merged into the next frame."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self.flush()
+            await asyncio.sleep(self.tick_s)
+
+    def flush(self) -> None:
+        changed, self._children = self._children, defaultdict(set)
+        feeds, self._feed = self._feed, defaultdict(list)
+        if not changed:
+            return
+        self.frames += 1
+        live = self.live()
+        codes = self.directory().codes
+        for node, children in changed.items():
+            self._next_id += 1
+            delta = {
+                "id": self._next_id,
+                "node": codes.get(node, str(node)),
+                "open": open_count(live.counts_of(node)),
+                "counts": live.counts_of(node),
+                "alarms": live.open_alarms.get(node, 0),
+                "children": {
+                    codes.get(c, str(c)): {
+                        "open": open_count(live.counts_of(c)),
+                        "alarms": live.open_alarms.get(c, 0),
+                    }
+                    for c in children
+                },
+                "feed": feeds.get(node, [])[-FEED_PER_DELTA:],
+            }
+            self._rings.setdefault(node, deque(maxlen=RING)).append(delta)
+            for sub in list(self._subs.get(node, ())):
+                self._deliver(sub, delta)
+
+    def _deliver(self, sub: Subscription, delta: dict[str, Any]) -> None:
+        try:
+            sub.queue.put_nowait(delta)
+        except asyncio.QueueFull:
+            log.warning("stream for node %s too slow: cut off (it will re-snapshot)", sub.node)
+            self.unsubscribe(sub)
+            sub.closed = True
+            with contextlib.suppress(asyncio.QueueEmpty):
+                sub.queue.get_nowait()
+            sub.queue.put_nowait({"cut": True})
+
+    # -------------------------------------------------------------- streams
+
+    @property
+    def last_id(self) -> int:
+        """The id of the newest delta (a snapshot taken now is current up to it)."""
+        return self._next_id
+
+    def subscribe(self, node: int) -> Subscription:
+        """Watch `node`; from now on its changes are kept in its ring, watched or not."""
+        sub = Subscription(node)
+        self._subs[node].add(sub)
+        self._tracked.setdefault(node, self._next_id + 1)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        subs = self._subs.get(sub.node)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.node]
+
+    def since(self, node: int, last_id: int) -> list[dict[str, Any]] | None:
+        """Deltas of `node` after `last_id`, or None when the ring no longer reaches back."""
+        first = self._tracked.get(node)
+        if first is None or last_id + 1 < first or last_id >= self._next_id + 1:
+            return None  # not tracked back then, or an id from another life of the server
+        ring = self._rings.get(node, deque())
+        if len(ring) == ring.maxlen and last_id < ring[0]["id"] - 1:
+            return None  # the ring has dropped what came after last_id
+        return [d for d in ring if d["id"] > last_id]
+
+    def snapshot(self, node: int) -> dict[str, Any]:
+        """The node's current figures and those of all its children (what a fresh page needs)."""
+        live = self.live()
+        directory = self.directory()
+        return {
+            "node": directory.codes.get(node, str(node)),
+            "open": open_count(live.counts_of(node)),
+            "counts": live.counts_of(node),
+            "alarms": live.open_alarms.get(node, 0),
+            "children": {
+                directory.codes[c]: {
+                    "open": open_count(live.counts_of(c)),
+                    "alarms": live.open_alarms.get(c, 0),
+                }
+                for c in directory.children_of(node)
+            },
+        }

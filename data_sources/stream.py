@@ -1,0 +1,86 @@
+"""`GET /live/stream?scope=<code>`: one server-sent-event stream per page, fed by the process's hub.
+
+Protocol: `retry:` first; then a `snapshot` event (the scope's figures and its children's), or, when
+the browser reconnects with `Last-Event-ID` and the hub's ring still reaches back, the `delta`
+events it missed; then a `delta` per frame in which the scope changed; a `ping` event every
+`heartbeat_s` so the page's watchdog can tell a quiet city from a dead connection. Every delta and
+snapshot carries `id:`. A stream the hub cut off for being slow simply ends; the browser reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException
+from fastapi.responses import StreamingResponse
+
+from data_sources.directory import Directory
+from data_sources.hub import Hub
+
+
+def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"{head}event: {event}\ndata: {body}\n\n"
+
+
+def live_router(
+    hub: Callable[[], Hub],
+    directory: Callable[[], Directory],
+    *,
+    build_id: str,
+    heartbeat_s: float = 15.0,
+    retry_ms: int = 1_000,
+) -> APIRouter:
+    router = APIRouter(tags=["live"])
+
+    @router.get("/live/stream")
+    async def stream(
+        scope: str | None = None,
+        last_event_id: str | None = Header(default=None),
+    ) -> StreamingResponse:
+        """Live figures of one scope (node code; the city when omitted) as server-sent events."""
+        places = directory()
+        code = scope or (places.codes.get(places.root_id) if places.root_id else None)
+        place = places.nodes.get(code or "")
+        if place is None:
+            raise HTTPException(404, f"scope: unknown node code '{scope}'")
+        resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+        return StreamingResponse(
+            _events(hub(), place.id, resume, build_id, heartbeat_s, retry_ms),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
+        )
+
+    return router
+
+
+async def _events(
+    hub: Hub, node: int, resume: int | None, build_id: str, heartbeat_s: float, retry_ms: int
+) -> AsyncIterator[str]:
+    # Subscribe before taking the snapshot: a change in between is then delivered as well
+    # (deltas carry absolute figures, so seeing it twice is harmless).
+    sub = hub.subscribe(node)
+    try:
+        yield f"retry: {retry_ms}\n\n"
+        backlog = hub.since(node, resume) if resume is not None else None
+        if backlog is None:
+            hello = {"build": build_id, "heartbeat": heartbeat_s}
+            yield sse("snapshot", {**hub.snapshot(node), **hello}, hub.last_id)
+        else:
+            for delta in backlog:
+                yield sse("delta", delta, delta["id"])
+        while True:
+            try:
+                delta = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
+            except TimeoutError:
+                yield sse("ping", {"build": build_id, "heartbeat": heartbeat_s})
+                continue
+            if delta.get("cut"):
+                return
+            yield sse("delta", delta, delta["id"])
+    finally:
+        hub.unsubscribe(sub)

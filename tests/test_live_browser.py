@@ -1,0 +1,117 @@
+"""Acceptance of the live pipeline in a real browser: a case posted through the API shows up on the
+page watching its street within 2 s, and a case elsewhere changes nothing there."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, expect, sync_playwright
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data_sources import db
+from data_sources.schema import NodeRow
+from data_sources.seed.city import seed_city
+from layouts import ids
+
+from .browser import PageWatch, launch, running_server
+from .conftest import AS_OF, TZ
+
+pytestmark = pytest.mark.browser
+KEY = "browser-test-key"
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('live') / 'city.db'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    seed_city(engine, seed=9, as_of=AS_OF, tz=TZ, districts=["530103"], days=3, cases_per_day=900)
+    with Session(engine) as session:
+
+        def first_building(street: str) -> str:
+            return (
+                session.scalars(
+                    select(NodeRow.code)
+                    .where(NodeRow.level == "building", NodeRow.code.startswith(street))
+                    .order_by(NodeRow.code)
+                ).first()
+                or ""
+            )
+
+        places = {
+            "street": "530103004",
+            "building": first_building("530103004"),
+            "elsewhere": first_building("530103001"),
+        }
+    engine.dispose()
+    yield url, places
+
+
+@pytest.fixture(scope="module")
+def server(city: tuple[str, dict[str, str]]) -> Iterator[str]:
+    with running_server(city[0], GRIDCC_API_KEYS=json.dumps({"tests": KEY})) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = launch(playwright, chromium_path)
+        yield browser
+        browser.close()
+
+
+def post_case(base: str, event_id: str, building: str, title: str) -> None:
+    event = {
+        "id": event_id,
+        "kind": "case.reported",
+        "ts": "2026-11-23T14:05:00+08:00",
+        "node": building,
+        "payload": {
+            "case_id": f"c-{event_id}",
+            "channel": "hotline_12345",
+            "category": "noise",
+            "title": title,
+            "lon": 102.75,
+            "lat": 25.07,
+            "reporter": "市民",
+        },
+    }
+    request = urllib.request.Request(
+        f"{base}/api/v1/events",
+        data=json.dumps(event).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-API-Key": KEY},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202
+
+
+def test_a_posted_case_appears_live_on_its_street_only(
+    server: str, browser: Browser, city: tuple[str, dict[str, str]], artifacts: Path
+) -> None:
+    _, places = city
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1600, "height": 1000}))
+    page.goto(f"{server}/?scope={places['street']}", wait_until="load")
+    tile = page.locator(f"#{ids.kpi('open')}")
+    expect(page.locator(f"#{ids.Overview.LIVE}")).to_contain_text("实时", timeout=15_000)
+    before = int(tile.inner_text().replace(",", ""))
+
+    post_case(server, "live-1", places["building"], "联盟街道测试案件：井盖缺失")
+    expect(tile).to_have_text(f"{before + 1:,}", timeout=2_000)
+    expect(page.locator(f"#{ids.Overview.FEED}")).to_contain_text("井盖缺失", timeout=2_000)
+    page.screenshot(path=str(artifacts / "live-street.png"))
+
+    post_case(server, "live-2", places["elsewhere"], "拓东街道测试案件：第二条测试")
+    page.wait_for_timeout(1_500)
+    expect(tile).to_have_text(f"{before + 1:,}")
+    expect(page.locator(f"#{ids.Overview.FEED}")).not_to_contain_text("第二条测试")
+    assert watch.errors == []
+    assert watch.off_host() == []
+    page.close()
