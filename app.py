@@ -9,15 +9,18 @@ import asyncio
 import hashlib
 import importlib.metadata
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import dash
 import flask_bootstrap
+import numpy as np
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -36,6 +39,7 @@ from data_sources.hub import Hub, open_count
 from data_sources.ingest import Ingestor, ingest_router
 from data_sources.live import LiveState, load_live_state
 from data_sources.pipeline import ProjectorLoop
+from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.stream import live_router
 from layouts import overview as overview_layout
 
@@ -65,6 +69,12 @@ class Settings(BaseSettings):
     bus_maxlen: int = Field(1_000_000, ge=1_000, description="Events kept on the bus stream.")
     tick_ms: int = Field(250, ge=10, le=10_000, description="Frame period of live view deltas.")
     heartbeat_s: float = Field(15, gt=0, le=300, description="Live stream heartbeat period.")
+    simulate_rate: float = Field(
+        0, ge=0, le=100_000, description="Run the city simulator in-process at this many events/s."
+    )
+    simulate_speed: float = Field(
+        60, gt=0, le=10_000, description="How much faster than real time simulated stories run."
+    )
 
 
 def utc_now() -> datetime:
@@ -142,6 +152,31 @@ class Services:
         )
         self.tasks.append(asyncio.create_task(loop.run(), name="gridcc-projector"))
         self.tasks.append(asyncio.create_task(self.hub.run(), name="gridcc-hub"))
+        if self.settings.simulate_rate > 0 and self.directory.root_id is not None:
+            simulator = await asyncio.to_thread(self._simulator)
+            self.tasks.append(asyncio.create_task(simulator.run(), name="gridcc-simulator"))
+
+    def _simulator(self) -> LiveSimulator:
+        with self.sessions() as session:
+            places = SimPlaces.load(session=session)
+        started = int(time.time())
+        factory = EventFactory(
+            places, self.directory, np.random.default_rng(started), prefix=f"sim{started:x}"
+        )
+        ingestor = self.ingestor()
+
+        async def publish(raw: list[dict[str, Any]]) -> None:
+            # The same path as real feeds: validation, resolution, bus.
+            await ingestor.publish(await asyncio.to_thread(ingestor.validate, raw))
+
+        return LiveSimulator(
+            factory,
+            publish,
+            rate=self.settings.simulate_rate,
+            speed=self.settings.simulate_speed,
+            tz=self.tz,
+            clock=self.clock,
+        )
 
     async def aclose(self) -> None:
         for task in self.tasks:

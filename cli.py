@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import sys
 import time
+import urllib.request
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import numpy as np
 import typer
 import uvicorn
 from sqlalchemy import Engine, func, select
@@ -15,6 +20,7 @@ from app import Services, Settings, create_app, utc_now
 from data_sources import db
 from data_sources.schema import NodeRow
 from data_sources.seed.city import SeedReport, seed_city
+from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 
 cli = typer.Typer(help="gridcc: real-time command-centre dashboard for grid governance.")
 db_cli = typer.Typer(help="Database schema.")
@@ -133,11 +139,14 @@ def demo(
     host: Host = "127.0.0.1",
     port: Port = 8050,
     simulate: Annotated[bool, typer.Option(help="Run the live city simulator.")] = True,
+    rate: Annotated[float, typer.Option(min=0.1, help="Simulated events per second.")] = 40,
     seed: Annotated[int, typer.Option(help="Random seed of the demo city.")] = 7,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Seed the Kunming demo city if the database is empty, then serve it."""
+    """Seed the Kunming demo city if the database is empty, then serve it, live."""
     settings = _settings(database_url)
+    if simulate:
+        settings = settings.model_copy(update={"simulate_rate": rate})
     services = Services.create(settings)
     db.upgrade(services.engine)
     if not _is_seeded(services.engine):
@@ -148,9 +157,55 @@ def demo(
         )
         _print_report(report)
     services.engine.dispose()
-    if simulate:
-        typer.echo("note: the live simulator arrives with the live pipeline; serving the seed.")
     _serve(settings, host, port)
+
+
+@cli.command()
+def simulate(
+    rate: Annotated[float, typer.Option(min=0.1, help="Events per second (time-of-day shaped).")],
+    url: Annotated[
+        str, typer.Option(help="Base URL of a running gridcc.")
+    ] = "http://127.0.0.1:8050",
+    api_key: Annotated[
+        str, typer.Option(envvar="GRIDCC_SIMULATOR_KEY", help="Ingest API key.")
+    ] = "",
+    speed: Annotated[float, typer.Option(min=1, help="Story time compression.")] = 60,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Post a living city's events to a running gridcc's ingest API, like a real feed."""
+    settings = _settings(database_url)
+    services = Services.create(settings)
+    services.load()
+    if services.directory.root_id is None:
+        typer.echo("the database has no city: run `gridcc seed` first", err=True)
+        raise typer.Exit(1)
+    with services.sessions() as session:
+        places = SimPlaces.load(session=session)
+    services.engine.dispose()
+    started = int(time.time())
+    factory = EventFactory(
+        places, services.directory, np.random.default_rng(started), prefix=f"sim{started:x}"
+    )
+
+    async def post(raw: list[dict[str, Any]]) -> None:
+        await asyncio.to_thread(_post_events, url, api_key, raw)
+
+    simulator = LiveSimulator(factory, post, rate=rate, speed=speed, tz=services.tz, clock=utc_now)
+    typer.echo(f"simulating {rate:g} events/s (speed ×{speed:g}) into {url}  (Ctrl+C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(simulator.run())
+
+
+def _post_events(url: str, api_key: str, raw: list[dict[str, Any]]) -> None:
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/api/v1/events",
+        data=json.dumps(raw).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-API-Key": api_key},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status != 202:
+            raise RuntimeError(f"ingest answered {response.status}")
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ class ProjectorLoop:
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{id(object())}")
     batch: int = 1_000
     block_ms: int = 1_000
+    stale_ms: int = STALE_MS
     #: Called after each committed batch (the hub's hook for view deltas).
     on_projection: Callable[[Projection], None] | None = None
     applied: int = 0
@@ -50,7 +51,7 @@ class ProjectorLoop:
     async def step(self) -> int:
         """Process one batch (stale entries first); how many entries it handled."""
         deliveries = await self.bus.claim_stale(
-            GROUP, self.consumer, min_idle_ms=STALE_MS, count=self.batch
+            GROUP, self.consumer, min_idle_ms=self.stale_ms, count=self.batch
         )
         if not deliveries:
             deliveries = await self.bus.read(

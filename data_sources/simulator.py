@@ -7,8 +7,12 @@ publish them through the ingest path as their times come. Deterministic for a gi
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import logging
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import numpy as np
@@ -19,7 +23,9 @@ from data_sources.directory import Directory
 from data_sources.events import Event, EventAdapter
 from data_sources.model import AlarmType, CaseAction, Level, Satisfaction, Severity, WorkerRole
 from data_sources.schema import CameraRow, NodeRow, WorkerRow
-from data_sources.seed.history import CATEGORIES, CHANNELS, DESCRIPTIONS
+from data_sources.seed.history import CATEGORIES, CHANNELS, DESCRIPTIONS, HOURLY
+
+log = logging.getLogger(__name__)
 
 SEVERITY = {
     AlarmType.FIRE: Severity.CRITICAL,
@@ -227,3 +233,78 @@ class EventFactory:
                 events.append(self.position(t))
         events.sort(key=lambda e: (e.ts, e.id))
         return events
+
+
+#: What a published event looks like to ingest: the source's JSON, no resolved path.
+RawEvent = dict[str, Any]
+Sink = Callable[[list[RawEvent]], Awaitable[None]]
+#: Share of each storyline among new events (positions are one event each).
+MIX = (("case", 0.35), ("alarm", 0.15), ("position", 0.50))
+
+
+def as_raw(event: Event, ts: datetime) -> RawEvent:
+    """`event` as a source would send it, stamped `ts` (naive UTC)."""
+    raw: RawEvent = event.model_dump(mode="json", exclude={"path"}, exclude_none=True)
+    raw["ts"] = _iso(ts)
+    return raw
+
+
+@dataclass
+class LiveSimulator:
+    """Publishes a living city at `rate` events/s (shaped by the time of day) into `sink`.
+
+    A storyline's steps keep their relative timing divided by `speed`, so with speed 60 a case that
+    takes two hours to handle is handled two minutes after its report; each event is stamped with
+    the moment it is published.
+    """
+
+    factory: EventFactory
+    sink: Sink
+    rate: float
+    speed: float
+    tz: tzinfo
+    clock: Callable[[], datetime]
+    tick_s: float = 0.2
+    published: int = 0
+
+    def _shape(self, now: datetime) -> float:
+        hour = (now + (self.tz.utcoffset(now) or timedelta(0))).hour
+        return float(HOURLY[hour] / HOURLY.mean())
+
+    def _stories(self, now: datetime, budget: float) -> Iterator[tuple[datetime, Event]]:
+        rng = self.factory.rng
+        kinds = [k for k, _ in MIX]
+        p = np.array([w for _, w in MIX])
+        while budget >= 1:
+            kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
+            if kind == "position":
+                story = [self.factory.position(now)]
+            elif kind == "case":
+                story = self.factory.case_story(now)
+            else:
+                story = self.factory.alarm_story(now)
+            budget -= len(story)
+            for event in story:
+                yield now + (event.ts_utc - now) / self.speed, event
+
+    async def run(self) -> None:
+        pending: list[tuple[datetime, int, Event]] = []
+        serial = 0
+        budget = 0.0
+        while True:
+            now = self.clock()
+            budget += self.rate * self._shape(now) * self.tick_s
+            for when, event in self._stories(now, budget):
+                serial += 1
+                heapq.heappush(pending, (when, serial, event))
+            budget -= int(budget)
+            due: list[RawEvent] = []
+            while pending and pending[0][0] <= now and len(due) < 1000:
+                due.append(as_raw(heapq.heappop(pending)[2], now))
+            if due:
+                try:
+                    await self.sink(due)
+                    self.published += len(due)
+                except Exception:
+                    log.exception("simulator: %d events not accepted", len(due))
+            await asyncio.sleep(self.tick_s)
