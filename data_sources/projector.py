@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,11 @@ from data_sources.model import (
 from data_sources.schema import AlarmEventRow, AlarmRow, CaseEventRow, CaseRow, PositionRow
 
 T = TypeVar("T")
+# Core tables: bulk inserts through Core are one executemany; the ORM's bulk path splits them.
+CASES = cast(Table, CaseRow.__table__)
+CASE_EVENTS = cast(Table, CaseEventRow.__table__)
+ALARMS = cast(Table, AlarmRow.__table__)
+ALARM_EVENTS = cast(Table, AlarmEventRow.__table__)
 #: Bound parameters per IN (...) query; SQLite allows 32,766, PostgreSQL 65,535.
 IN_CHUNK = 900
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
@@ -211,8 +216,8 @@ def _project_cases(
             ).where(c.id.in_(chunk))
         ):
             rows[case_row.id] = case_row
-        for stored_event in session.scalars(
-            select(CaseEventRow).where(CaseEventRow.case_id.in_(chunk))
+        for stored_event in session.execute(
+            select(*CASE_EVENTS.columns).where(CaseEventRow.case_id.in_(chunk))
         ):
             stored[stored_event.case_id].append(stored_event)
     new_events: list[dict[str, Any]] = []
@@ -279,13 +284,25 @@ def _project_cases(
         )
     result.applied += len(fresh)
     if new_cases:
-        session.execute(insert(CaseRow), new_cases)
+        session.execute(CASES.insert(), new_cases)
     if case_updates:
-        session.execute(update(CaseRow), case_updates)
+        _update_by_id(session, CASES, case_updates)
     if new_events:
-        session.execute(insert(CaseEventRow), new_events)
+        session.execute(CASE_EVENTS.insert(), new_events)
     if event_updates:
-        session.execute(update(CaseEventRow), event_updates)
+        _update_by_id(session, CASE_EVENTS, event_updates)
+
+
+def _update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """One executemany UPDATE … WHERE id = :row_id (rows must all have the same keys)."""
+    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_keys[tuple(sorted(row))].append(row)
+    statement = update(table).where(table.c.id == bindparam("row_id"))
+    for group in by_keys.values():
+        # The other keys name columns, so Core puts them in the SET clause.
+        params = [{k: v for k, v in r.items() if k != "id"} | {"row_id": r["id"]} for r in group]
+        session.execute(statement, params)
 
 
 def _moved(stored: Any, placed: dict[str, Any]) -> bool:
@@ -364,11 +381,11 @@ def _project_alarms(
     current: dict[str, Any] = {}
     stored: dict[str, list[Any]] = defaultdict(list)
     for chunk in _chunks(alarm_ids):
-        for alarm in session.scalars(select(AlarmRow).where(AlarmRow.id.in_(chunk))):
+        for alarm in session.execute(select(*ALARMS.columns).where(AlarmRow.id.in_(chunk))):
             current[alarm.id] = alarm
         for ev in session.execute(
-            select(AlarmEventRow).where(AlarmEventRow.alarm_id.in_(chunk))
-        ).scalars():
+            select(*ALARM_EVENTS.columns).where(AlarmEventRow.alarm_id.in_(chunk))
+        ):
             stored[ev.alarm_id].append(ev)
     raised = {e.payload.alarm_id: e for e in fresh if isinstance(e, AlarmRaisedEvent)}
     inserts: list[dict[str, Any]] = []
@@ -426,11 +443,11 @@ def _project_alarms(
             )
         )
     result.applied += len(fresh)
-    session.execute(insert(AlarmEventRow), new_rows)
+    session.execute(ALARM_EVENTS.insert(), new_rows)
     if inserts:
-        session.execute(insert(AlarmRow), inserts)
+        session.execute(ALARMS.insert(), inserts)
     if updates:
-        session.execute(update(AlarmRow), updates)
+        _update_by_id(session, ALARMS, updates)
 
 
 # ------------------------------------------------------------------ positions

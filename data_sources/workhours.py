@@ -7,6 +7,7 @@ Time limits run only in working time: Monday to Friday, 08:30â€“12:00 and 14:30â
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 
 #: The working periods of a working day, local time.
 WORK_PERIODS: tuple[tuple[time, time], ...] = (
@@ -15,6 +16,7 @@ WORK_PERIODS: tuple[tuple[time, time], ...] = (
 )
 
 
+@lru_cache(maxsize=65_536)  # replays recompute the due time of the same accept many times
 def add_working_hours(start_utc: datetime, hours: float, *, tz: tzinfo) -> datetime:
     """The naive-UTC instant `hours` working hours after `start_utc` (naive UTC), in zone `tz`.
 

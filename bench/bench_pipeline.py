@@ -1,0 +1,140 @@
+"""Ingest throughput sustained through the projector, on the in-process bus and on Redis Streams.
+
+Prints events/s for: validate (ingest), publish + read (the bus alone: the baseline), and
+publish → projector → SQL commit → live state → ack (the pipeline), and the pipeline's ratio to the
+bus baseline, so noisy machines still compare like with like.
+
+    python bench/bench_pipeline.py [--events 20000] [--short] [--redis redis://127.0.0.1:6379/15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import redis.asyncio as aioredis
+from sqlalchemy.orm import Session, sessionmaker
+
+from data_sources import db
+from data_sources.bus import Bus
+from data_sources.bus.memory import MemoryBus
+from data_sources.bus.redis_streams import RedisStreamBus
+from data_sources.directory import load_directory
+from data_sources.events import encode
+from data_sources.ingest import Ingestor
+from data_sources.live import load_live_state
+from data_sources.pipeline import GROUP, ProjectorLoop
+from data_sources.seed.city import seed_city
+from data_sources.simulator import EventFactory, SimPlaces, as_raw
+
+TZ = ZoneInfo("Asia/Shanghai")
+AS_OF = datetime(2026, 11, 23, 6, 0)
+
+
+async def bus_baseline(bus: Bus, payloads: list[bytes]) -> float:
+    """Events/s through publish + read + ack alone."""
+    group = f"baseline-{uuid.uuid4().hex[:6]}"
+    await bus.ensure_group(group)
+    started = time.perf_counter()
+    for i in range(0, len(payloads), 1000):
+        await bus.publish(payloads[i : i + 1000])
+    done = 0
+    while done < len(payloads):
+        batch = await bus.read(group, "b", count=1000, block_ms=10)
+        await bus.ack(group, [d.position for d in batch])
+        done += len(batch)
+    return len(payloads) / (time.perf_counter() - started)
+
+
+async def pipeline(bus: Bus, payloads: list[bytes], url: str) -> float:
+    """Events/s from publish to acknowledged, through the projector into SQL and live state."""
+    engine = db.make_engine(url)
+    with Session(engine) as session:
+        directory = load_directory(session=session)
+        live = load_live_state(session=session, root_id=directory.root_id)
+    await bus.ensure_group(GROUP)
+    loop = ProjectorLoop(
+        bus, sessionmaker(engine), lambda: directory, live, TZ, batch=1000, block_ms=10
+    )
+    started = time.perf_counter()
+    for i in range(0, len(payloads), 1000):
+        await bus.publish(payloads[i : i + 1000])
+    while loop.applied < len(payloads):
+        await loop.step()
+    rate = len(payloads) / (time.perf_counter() - started)
+    engine.dispose()
+    return rate
+
+
+def fresh_city(folder: Path, name: str) -> str:
+    url = f"sqlite:///{folder / name}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    seed_city(engine, seed=7, as_of=AS_OF, tz=TZ, districts=["530103"], days=2, cases_per_day=1000)
+    engine.dispose()
+    return url
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--short", action="store_true", help="CI mode: 5,000 events")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    args = parser.parse_args()
+    n = 5_000 if args.short else args.events
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        template = fresh_city(folder, "template.db")
+        engine = db.make_engine(template)
+        with Session(engine) as session:
+            directory = load_directory(session=session)
+            places = SimPlaces.load(session=session)
+        factory = EventFactory(places, directory, np.random.default_rng(1), prefix="bench")
+        events = factory.mixed(n, AS_OF + timedelta(minutes=1), timedelta(hours=4))[:n]
+        payloads = [encode(e) for e in events]
+        raw = [as_raw(e, e.ts_utc) for e in events]
+
+        ingestor = Ingestor(MemoryBus(), sessionmaker(engine), lambda: directory)
+        started = time.perf_counter()
+        for i in range(0, len(raw), 1000):
+            ingestor.validate(raw[i : i + 1000])
+        validate_rate = n / (time.perf_counter() - started)
+        engine.dispose()
+        print(f"events: {n:,} (cases, alarms, positions mixed), projector on SQLite")
+        print(f"ingest validation        {validate_rate:>10,.0f} events/s")
+
+        client = aioredis.Redis.from_url(args.redis)
+        buses: list[tuple[str, object]] = [("in-process", MemoryBus)]
+        try:
+            await client.ping()
+            buses.append(("redis streams", None))
+        except Exception as exc:
+            print(f"redis not reachable ({exc}); only the in-process bus is measured")
+        for index, (name, _) in enumerate(buses):
+
+            def make(name: str = name) -> Bus:
+                if name == "in-process":
+                    return MemoryBus()
+                return RedisStreamBus(client, stream=f"bench:{uuid.uuid4().hex}")
+
+            baseline = await bus_baseline(make(), payloads)
+            url = fresh_city(folder, f"run{index}.db")
+            rate = await pipeline(make(), payloads, url)
+            print(
+                f"{name:<14} bus alone {baseline:>10,.0f} events/s · through projector "
+                f"{rate:>8,.0f} events/s · ratio {rate / baseline:.2f}"
+            )
+        await client.flushdb()
+        await client.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
