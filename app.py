@@ -96,6 +96,7 @@ class Services:
     live: LiveState = field(default_factory=lambda: LiveState(None))
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     hub: Hub = field(init=False)
+    build: str = field(init=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -116,6 +117,7 @@ class Services:
         return self._ingestor
 
     def __post_init__(self) -> None:
+        self.build = build_id()
         self._ingestor = Ingestor(self.bus, self.sessions, lambda: self.directory)
         self.hub = Hub(
             lambda: self.live, lambda: self.directory, tick_s=self.settings.tick_ms / 1000
@@ -167,7 +169,8 @@ class Services:
 
         async def publish(raw: list[dict[str, Any]]) -> None:
             # The same path as real feeds: validation, resolution, bus.
-            await ingestor.publish(await asyncio.to_thread(ingestor.validate, raw))
+            valid = await asyncio.to_thread(ingestor.validate, raw)
+            await ingestor.publish(valid.events)
 
         return LiveSimulator(
             factory,
@@ -189,11 +192,16 @@ class Services:
 
 
 def build_id() -> str:
-    """Changes when the code or assets served to browsers change: pages reload on a new build."""
+    """Changes with the code or the assets: open pages reload when a new build serves them."""
     digest = hashlib.sha256(importlib.metadata.version("gridcc").encode())
-    for path in sorted((HERE / "assets").rglob("*")):
-        if path.is_file():
-            digest.update(path.read_bytes())
+    sources = [
+        HERE / "app.py",
+        *(HERE / d for d in ("assets", "layouts", "callbacks", "data_sources")),
+    ]
+    for root in sources:
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if path.is_file() and path.suffix in (".py", ".js", ".css"):
+                digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -209,7 +217,7 @@ def create_dash(server: FastAPI, services: Services) -> dash.Dash:
         serve_locally=True,
         external_stylesheets=["/vendor/bootstrap/css/bootstrap.min.css"],
     )
-    app.index_string = overview_layout.INDEX_STRING
+    app.index_string = overview_layout.INDEX_STRING.replace("{build}", services.build)
     app.layout = overview_layout.page
     overview_callbacks.register(app, services)
     return app
@@ -242,7 +250,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         live_router(
             lambda: services.hub,
             lambda: services.directory,
-            build_id=build_id(),
+            build_id=services.build,
             heartbeat_s=settings.heartbeat_s,
         )
     )

@@ -125,7 +125,15 @@ def seed(
 
 def _serve(settings: Settings, host: str, port: int) -> None:
     typer.echo(f"gridcc on http://{host}:{port}/  (Ctrl+C to stop)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+    # Open live streams never end by themselves: give them 3 s, then close them on shutdown.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
 
 
 @cli.command()

@@ -4,7 +4,9 @@
  * - EventSource stays CLOSED after a non-200 answer (a proxy's 503 during a deploy): we reopen it
  *   ourselves with backoff, forever.
  * - No message and no ping for two heartbeats: show "offline since", keep the last numbers, reopen.
- * - A snapshot from a new build of the server reloads the page.
+ * - A message from a new build of the server (its id differs from the page's meta tag) reloads the page.
+ * - Figures are applied only for the scope the page shows (its content's data-scope), and re-applied
+ *   after a re-render, so a snapshot that arrives before the content keeps its numbers.
  */
 (function () {
   "use strict";
@@ -16,18 +18,28 @@
   var heartbeatMs = 15000;
   var backoffMs = 1000;
   var reopenTimer = null;
-  var build = null;
   var offlineSince = null;
   var liveFeed = [];
+  var figures = null; // {node, open, alarms, children: {code: {open, alarms}}} of the shown scope
 
   function lang() {
     return new URLSearchParams(window.location.search).get("lang") === "en" ? "en" : "zh";
   }
 
+  function pageBuild() {
+    var meta = document.querySelector('meta[name="gridcc-build"]');
+    return meta ? meta.getAttribute("content") : null;
+  }
+
+  function shownScope() {
+    var content = document.querySelector("[data-scope]");
+    return content ? content.getAttribute("data-scope") : null;
+  }
+
   function wantedUrl() {
     if (!document.getElementById(BADGE)) return null; // no live panels on this page
-    var scope = new URLSearchParams(window.location.search).get("scope") || "";
-    return "/live/stream?scope=" + encodeURIComponent(scope);
+    var scope = shownScope();
+    return scope === null ? null : "/live/stream?scope=" + encodeURIComponent(scope);
   }
 
   function setProps(id, props) {
@@ -35,6 +47,11 @@
     if (document.getElementById(id) && clientside && clientside.set_props) {
       clientside.set_props(id, props);
     }
+  }
+
+  function setText(id, text) {
+    var el = document.getElementById(id);
+    if (el && el.textContent !== text) setProps(id, { children: text });
   }
 
   function fmt(n) {
@@ -88,34 +105,47 @@
     setProps("overview-feed", { children: all });
   }
 
-  function apply(msg) {
-    setProps("overview-kpi-open", { children: fmt(msg.open) });
-    setProps("overview-kpi-active-alarms", { children: fmt(msg.alarms) });
+  function remember(msg, full) {
+    if (full || figures === null || figures.node !== msg.node) {
+      figures = { node: msg.node, open: 0, alarms: 0, children: {} };
+    }
+    figures.open = msg.open;
+    figures.alarms = msg.alarms;
     Object.keys(msg.children || {}).forEach(function (code) {
-      var child = msg.children[code];
-      setProps("overview-cell-" + code + "-open", { children: fmt(child.open) });
-      setProps("overview-cell-" + code + "-active-alarms", { children: fmt(child.alarms) });
+      figures.children[code] = msg.children[code];
     });
-    applyFeed(msg.feed);
+  }
+
+  function reapply() {
+    if (figures === null || figures.node !== shownScope()) return;
+    setText("overview-kpi-open", fmt(figures.open));
+    setText("overview-kpi-active-alarms", fmt(figures.alarms));
+    Object.keys(figures.children).forEach(function (code) {
+      var child = figures.children[code];
+      setText("overview-cell-" + code + "-open", fmt(child.open));
+      setText("overview-cell-" + code + "-active-alarms", fmt(child.alarms));
+    });
+  }
+
+  function markLive() {
+    lastMessage = Date.now();
+    backoffMs = 1000;
+    offlineSince = null;
+    badge("live");
   }
 
   function onMessage(event) {
-    lastMessage = Date.now();
-    backoffMs = 1000;
-    if (offlineSince !== null || event.type === "snapshot") {
-      offlineSince = null;
-      badge("live");
-    }
+    markLive();
     var msg = JSON.parse(event.data);
-    if (msg.build) {
-      if (build !== null && build !== msg.build) {
-        window.location.reload();
-        return;
-      }
-      build = msg.build;
+    if (msg.build && pageBuild() !== null && msg.build !== pageBuild()) {
+      window.location.reload(); // a new build is serving: load its page
+      return;
     }
     if (msg.heartbeat) heartbeatMs = msg.heartbeat * 1000;
-    if (event.type !== "ping") apply(msg);
+    if (event.type === "ping" || msg.node !== shownScope()) return;
+    remember(msg, event.type === "snapshot");
+    reapply();
+    applyFeed(msg.feed);
   }
 
   function close() {
@@ -136,7 +166,9 @@
     streamUrl = url;
     lastMessage = Date.now();
     liveFeed = [];
+    figures = null;
     source = new EventSource(url);
+    source.onopen = markLive;
     ["snapshot", "delta", "ping"].forEach(function (name) {
       source.addEventListener(name, onMessage);
     });
@@ -163,6 +195,7 @@
       open(url);
       return;
     }
+    reapply(); // the content may have re-rendered with older numbers than the stream's
     if (Date.now() - lastMessage > 2 * heartbeatMs) {
       markOffline();
       open(url);

@@ -11,7 +11,6 @@ stuck page can never grow memory. Cost per tick ∝ changed nodes, not events ×
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -140,7 +139,9 @@ class Hub:
             log.warning("stream for node %s too slow: cut off (it will re-snapshot)", sub.node)
             self.unsubscribe(sub)
             sub.closed = True
-            with contextlib.suppress(asyncio.QueueEmpty):
+            # Drop everything unsent, so the browser's Last-Event-ID points before the gap and
+            # its reconnect gets the missed deltas (or a snapshot), never a silent hole.
+            while not sub.queue.empty():
                 sub.queue.get_nowait()
             sub.queue.put_nowait({"cut": True})
 

@@ -64,6 +64,14 @@ def _pydantic_errors(index: int, exc: ValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """Events to publish, and the request's events that had been accepted before."""
+
+    events: list[Event]
+    duplicates: list[dict[str, Any]]
+
+
 @dataclass
 class Ingestor:
     """Validates and publishes events; shared by the HTTP routes and the simulator."""
@@ -74,8 +82,13 @@ class Ingestor:
     max_batch: int = MAX_BATCH
     _recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
-    def validate(self, raw: Sequence[Any]) -> list[Event]:
-        """Events resolved against the directory; raises IngestError with every problem found."""
+    def validate(self, raw: Sequence[Any]) -> Validated:
+        """Events resolved against the directory, without those already accepted.
+
+        Raises IngestError with every problem found: 422 (or 413) for invalid input, 409 when every
+        event of the request was already accepted. A retry that adds new events to ones already
+        accepted gets the new ones published and the others listed as duplicates.
+        """
         if len(raw) == 0:
             raise IngestError(422, [_error(None, "(body)", "no events: send one event or a list")])
         if len(raw) > self.max_batch:
@@ -83,7 +96,7 @@ class Ingestor:
             raise IngestError(413, [_error(None, "(body)", reason)])
         directory = self.directory()
         errors: list[dict[str, Any]] = []
-        events: list[Event] = []
+        events: list[tuple[int, Event]] = []
         for index, item in enumerate(raw):
             if isinstance(item, dict) and "path" in item:
                 errors.append(_error(index, "path", "is resolved by the server; do not send it"))
@@ -96,11 +109,15 @@ class Ingestor:
             resolved, problems = self._resolve(index, event, directory)
             errors += problems
             if resolved is not None:
-                events.append(resolved)
-        errors += self._duplicates(events)
+                events.append((index, resolved))
+        errors += self._twice(events)
         if errors:
-            raise IngestError(409 if all(_is_duplicate(e) for e in errors) else 422, errors)
-        return events
+            raise IngestError(422, errors)
+        duplicates = self._accepted_before(events)
+        if len(duplicates) == len(events):
+            raise IngestError(409, duplicates)
+        dup_indexes = {d["index"] for d in duplicates}
+        return Validated([e for i, e in events if i not in dup_indexes], duplicates)
 
     def _resolve(
         self, index: int, event: Event, directory: Directory
@@ -123,18 +140,23 @@ class Ingestor:
             return None, problems
         return event.model_copy(update={"path": place.path}), []
 
-    def _duplicates(self, events: list[Event]) -> list[dict[str, Any]]:
-        seen: dict[str, int] = {}
+    @staticmethod
+    def _twice(events: list[tuple[int, Event]]) -> list[dict[str, Any]]:
+        seen: set[str] = set()
         errors = []
-        for index, event in enumerate(events):
+        for index, event in events:
             if event.id in seen:
                 errors.append(_error(index, "id", f"'{event.id}' appears twice in this batch"))
-            seen[event.id] = index
-        stored = self._stored_ids(list(seen))
-        for event_id, index in seen.items():
-            if event_id in self._recent or event_id in stored:
-                errors.append(_error(index, "id", f"event '{event_id}' was already accepted"))
+            seen.add(event.id)
         return errors
+
+    def _accepted_before(self, events: list[tuple[int, Event]]) -> list[dict[str, Any]]:
+        stored = self._stored_ids([e.id for _, e in events])
+        return [
+            _error(index, "id", f"event '{e.id}' was already accepted")
+            for index, e in events
+            if e.id in self._recent or e.id in stored
+        ]
 
     def _stored_ids(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
@@ -152,10 +174,6 @@ class Ingestor:
         while len(self._recent) > RECENT_IDS:
             self._recent.popitem(last=False)
         return positions
-
-
-def _is_duplicate(error: dict[str, Any]) -> bool:
-    return error["field"] == "id" and "already accepted" in error["reason"]
 
 
 def ingest_router(ingestor: Callable[[], Ingestor], api_keys: dict[str, str]) -> APIRouter:
@@ -191,15 +209,16 @@ def ingest_router(ingestor: Callable[[], Ingestor], api_keys: dict[str, str]) ->
         service = ingestor()
         try:
             # Validation looks up ids in SQL: keep it off the event loop.
-            events = await asyncio.to_thread(service.validate, raw)
+            valid = await asyncio.to_thread(service.validate, raw)
         except IngestError as exc:
             raise HTTPException(exc.status_code, exc.errors) from None
-        positions = await service.publish(events)
+        positions = await service.publish(valid.events)
         return {
-            "accepted": len(events),
+            "accepted": len(valid.events),
             "source": source,
-            "ids": [e.id for e in events],
+            "ids": [e.id for e in valid.events],
             "positions": positions,
+            "duplicates": valid.duplicates,
         }
 
     return router

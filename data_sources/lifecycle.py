@@ -47,7 +47,8 @@ class ReplayedStep:
     seq: int
     from_status: CaseStatus | None
     to_status: CaseStatus
-    note: str | None
+    #: Why the replay ignored this step (None when it applied).
+    replay_note: str | None
 
 
 @dataclass(slots=True)
@@ -83,9 +84,9 @@ def replay_case(steps: Iterable[CaseStep], *, category: Category, tz: tzinfo) ->
     report, rest = ordered[0], ordered[1:]
     status = CaseStatus.REPORTED
     state = CaseState(reported_at=report.at)
-    state.steps.append(ReplayedStep(report.id, 0, None, status, report.note))
+    state.steps.append(ReplayedStep(report.id, 0, None, status, None))
     for seq, step in enumerate(rest, 1):
-        new, note = status, step.note
+        new, note = status, None
         if step.action is CaseAction.REPORT:
             note = "ignored: duplicate report"
         else:
@@ -162,7 +163,8 @@ def case_event_rows(
                 "to_status": where.to_status.value,
                 "actor": step.actor,
                 "at": step.at,
-                "note": where.note,
+                "note": step.note,
+                "replay_note": where.replay_note,
                 "satisfaction": step.satisfaction.value if step.satisfaction else None,
                 "resolved_at": step.resolved_at.value if step.resolved_at else None,
             }

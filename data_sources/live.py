@@ -7,6 +7,7 @@ city root counts everything. `dirty` collects the nodes whose figures changed si
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +31,18 @@ class LiveState:
     open_alarms: Counter[int] = field(default_factory=Counter)
     positions: dict[int, PositionFix] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
+    #: Callbacks read counters from worker threads while the loop applies batches.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _nodes(self, path: tuple[int, ...]) -> tuple[int, ...]:
         return path if self.root_id is None else (self.root_id, *path)
 
     def apply(self, projection: Projection) -> None:
         """Move the counters along by what a committed batch changed."""
+        with self._lock:
+            self._apply(projection)
+
+    def _apply(self, projection: Projection) -> None:
         for case in projection.cases:
             if case.old == case.new:
                 continue
@@ -62,7 +69,9 @@ class LiveState:
 
     def counts_of(self, node: int) -> dict[str, int]:
         """Non-zero case counts per status of `node`."""
-        return {status: n for status, n in self.case_counts.get(node, Counter()).items() if n}
+        with self._lock:
+            counts = self.case_counts.get(node)
+            return {status: n for status, n in counts.items() if n} if counts else {}
 
 
 def case_counts_from_sql(*, session: Session, root_id: int | None) -> dict[int, dict[str, int]]:

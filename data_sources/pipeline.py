@@ -80,13 +80,21 @@ class ProjectorLoop:
         return events
 
     async def run(self) -> None:
-        """Consume until cancelled; survives bus and database outages by retrying each second."""
-        await self.bus.ensure_group(GROUP)
+        """Consume until cancelled; survives bus and database outages by retrying each second.
+
+        The group is (re)created after every failure: a Redis restarted without persistence has
+        lost it, and reading a missing group would fail forever.
+        """
+        healthy = False
         while True:
             try:
+                if not healthy:
+                    await self.bus.ensure_group(GROUP)
+                    healthy = True
                 await self.step()
             except asyncio.CancelledError:
                 raise
             except Exception:
+                healthy = False
                 log.exception("projector step failed; retrying in 1 s")
                 await asyncio.sleep(1)

@@ -171,17 +171,10 @@ def _stored_step(row: Any) -> CaseStep:
         CaseAction(row.action),
         row.at,
         row.actor,
-        _original_note(row.note),
+        row.note,
         Satisfaction(row.satisfaction) if row.satisfaction else None,
         ResolvedAt(row.resolved_at) if row.resolved_at else None,
     )
-
-
-def _original_note(note: str | None) -> str | None:
-    """The source's note, without what a replay wrote there ("ignored: …", "waiting …")."""
-    if note and (note.startswith("ignored: ") or note == WAITING):
-        return None
-    return note
 
 
 WAITING = "waiting for the case's report"
@@ -243,7 +236,7 @@ def _project_cases(
         new_events += [r for r in placed if r["id"] in fresh_ids]
         before = {r.id: r for r in stored[case_id]}
         event_updates += [
-            {k: r[k] for k in ("id", "seq", "from_status", "to_status", "note")}
+            {k: r[k] for k in ("id", "seq", "from_status", "to_status", "replay_note")}
             for r in placed
             if r["id"] in before and _moved(before[r["id"]], r)
         ]
@@ -306,11 +299,11 @@ def _update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) ->
 
 
 def _moved(stored: Any, placed: dict[str, Any]) -> bool:
-    return (stored.seq, stored.from_status, stored.to_status, stored.note) != (
+    return (stored.seq, stored.from_status, stored.to_status, stored.replay_note) != (
         placed["seq"],
         placed["from_status"],
         placed["to_status"],
-        placed["note"],
+        placed["replay_note"],
     )
 
 
@@ -324,7 +317,8 @@ def _waiting_row(case_id: str, step: CaseStep) -> dict[str, Any]:
         "to_status": "",
         "actor": step.actor,
         "at": step.at,
-        "note": step.note or WAITING,
+        "note": step.note,
+        "replay_note": WAITING,
         "satisfaction": step.satisfaction.value if step.satisfaction else None,
         "resolved_at": step.resolved_at.value if step.resolved_at else None,
     }

@@ -161,7 +161,7 @@ class CaseEventRow(Base):
     No foreign key to `cases`: a transition may arrive before its case's report (feeds are not
     ordered); the case row is recomputed from all its events sorted by (at, id) whenever one arrives.
     A transition that is not allowed where it falls in that order keeps `to_status == from_status`
-    and says why in `note`.
+    and says why in `replay_note` (`note` is always the source's own).
     """
 
     __tablename__ = "case_events"
@@ -176,6 +176,8 @@ class CaseEventRow(Base):
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[Ts]
     note: Mapped[str | None] = mapped_column(String(512))
+    #: Why the replay ignored this step ("ignored: …", "waiting for the case's report"), else None.
+    replay_note: Mapped[str | None] = mapped_column(String(160))
     #: The evaluation of an `evaluate` step and the level of a `close` step.
     satisfaction: Mapped[str | None] = mapped_column(String(24))
     resolved_at: Mapped[str | None] = mapped_column(String(16))

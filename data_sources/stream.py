@@ -44,10 +44,11 @@ def live_router(
     ) -> StreamingResponse:
         """Live figures of one scope (node code; the city when omitted) as server-sent events."""
         places = directory()
-        code = scope or (places.codes.get(places.root_id) if places.root_id else None)
-        place = places.nodes.get(code or "")
+        root = places.codes.get(places.root_id) if places.root_id is not None else None
+        # An unknown scope shows the city, as the page does (a stale bookmark must still be live).
+        place = places.nodes.get(scope or "") or places.nodes.get(root or "")
         if place is None:
-            raise HTTPException(404, f"scope: unknown node code '{scope}'")
+            raise HTTPException(503, "no hierarchy loaded yet: seed the database")
         resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
         return StreamingResponse(
             _events(hub(), place.id, resume, build_id, heartbeat_s, retry_ms),

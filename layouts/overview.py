@@ -20,6 +20,7 @@ INDEX_STRING = """<!DOCTYPE html>
 <html lang="zh-CN" data-bs-theme="dark">
     <head>
         {%metas%}
+        <meta name="gridcc-build" content="{build}">
         <title>{%title%}</title>
         {%favicon%}
         {%css%}
@@ -164,7 +165,11 @@ def children_table(overview: Overview, lang: Lang) -> Component:
             html.Td(number(child.kpis.reported)),
         ]
         cells += [
-            html.Td(_value(child, name, kind, lang)) for name, kind in TILES if name in columns
+            html.Td(_value(child, name, kind, lang), id=ids.child_cell(child.node.code, name))
+            if name in LIVE_CELLS
+            else html.Td(_value(child, name, kind, lang))
+            for name, kind in TILES
+            if name in columns
         ]
         rows.append(html.Tr(cells, id=ids.child_row(child.node.code)))
     title = t("children", lang, level=t(f"level_{child_level.value}", lang))
@@ -185,6 +190,8 @@ def children_table(overview: Overview, lang: Lang) -> Component:
 def content(overview: Overview, lang: Lang, tz: ZoneInfo, window_days: int) -> Component:
     """The page body for one scope."""
     as_of = overview.now.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz)
+    # The scope the figures belong to: assets/live.js streams it and applies only its deltas.
+    scope: dict[str, Any] = {"data-scope": overview.scope.node.code}
     return html.Div(
         [
             breadcrumb(overview, lang),
@@ -208,7 +215,8 @@ def content(overview: Overview, lang: Lang, tz: ZoneInfo, window_days: int) -> C
                     dbc.Col(feed_panel(overview.feed, lang), xl=3),
                 ]
             ),
-        ]
+        ],
+        **scope,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -49,22 +49,34 @@ def postgres_admin_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A throwaway database on the test server, dropped at the end of the session."""
+def new_postgres_database(postgres_admin_url: str) -> Iterator[Callable[[], str]]:
+    """Makes throwaway databases on the test server (each test fixture gets its own: one that
+    downgrades its schema must not take another's data with it); all dropped at the end."""
     admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    name = f"gridcc_test_{uuid.uuid4().hex[:10]}"
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"gridcc_test_{uuid.uuid4().hex[:10]}"
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        except Exception as exc:  # any connection failure means "no server"
+            need("PostgreSQL", f"cannot create a database at {postgres_admin_url}: {exc}")
+        made.append(name)
+        return make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        admin.dispose()
-        need("PostgreSQL", f"cannot create a database at {postgres_admin_url}: {exc}")
-    try:
-        yield make_url(postgres_admin_url).set(database=name).render_as_string(hide_password=False)
+        yield make
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for name in made:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url(new_postgres_database: Callable[[], str]) -> str:
+    return new_postgres_database()
 
 
 def _backend_url(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> str:
@@ -103,7 +115,7 @@ def seeded(
 ) -> Iterator[tuple[Engine, SeedReport]]:
     """Panlong seeded once per session on each backend (read-only for the tests that use it)."""
     if request.param == "postgres":
-        url = str(request.getfixturevalue("postgres_url"))
+        url = request.getfixturevalue("new_postgres_database")()
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'panlong.db'}"
     eng = db.make_engine(url)

@@ -181,6 +181,25 @@ def test_duplicate_ids(client: TestClient, places: dict[str, str]) -> None:
     assert _counts(client) == before
 
 
+def test_a_retry_with_new_events_publishes_the_new_ones(
+    client: TestClient, places: dict[str, str]
+) -> None:
+    first = client.post("/api/v1/events", json=[case_event(places, "retry-1")], headers=KEY)
+    assert first.status_code == 202
+    again = client.post(
+        "/api/v1/events",
+        json=[case_event(places, "retry-1"), case_event(places, "retry-2")],
+        headers=KEY,
+    )
+    assert again.status_code == 202
+    body = again.json()
+    assert body["ids"] == ["retry-2"]
+    assert body["duplicates"] == [
+        {"index": 0, "field": "id", "reason": "event 'retry-1' was already accepted"}
+    ]
+    _wait_for_case(client, "case-retry-2")
+
+
 def test_authentication_and_malformed_bodies(client: TestClient, places: dict[str, str]) -> None:
     event = case_event(places, "auth-1")
     assert client.post("/api/v1/events", json=event).json() == {
@@ -240,7 +259,7 @@ def test_any_mutation_is_accepted_or_rejected_with_field_errors(
     (event["payload"] if target == "payload" else event)[key or field] = value
     ingestor = client.app.state.services.ingestor()  # type: ignore[attr-defined]
     try:
-        events = ingestor.validate([event])
+        events = ingestor.validate([event]).events
     except IngestError as exc:
         assert 400 <= exc.status_code < 500
         assert exc.errors and all(e["field"] and e["reason"] for e in exc.errors)

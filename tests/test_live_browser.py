@@ -102,9 +102,13 @@ def test_a_posted_case_appears_live_on_its_street_only(
     tile = page.locator(f"#{ids.kpi('open')}")
     expect(page.locator(f"#{ids.Overview.LIVE}")).to_contain_text("实时", timeout=15_000)
     before = int(tile.inner_text().replace(",", ""))
+    community = places["building"][:12]  # the building's community: a row of the street's table
+    cell = page.locator(f"#{ids.child_cell(community, 'open')}")
+    cell_before = int(cell.inner_text().replace(",", ""))
 
     post_case(server, "live-1", places["building"], "联盟街道测试案件：井盖缺失")
     expect(tile).to_have_text(f"{before + 1:,}", timeout=2_000)
+    expect(cell).to_have_text(f"{cell_before + 1:,}", timeout=2_000)
     expect(page.locator(f"#{ids.Overview.FEED}")).to_contain_text("井盖缺失", timeout=2_000)
     page.screenshot(path=str(artifacts / "live-street.png"))
 

@@ -139,7 +139,7 @@ async def test_simulator_publishes_valid_events_through_ingest(
     batches: list[int] = []
 
     async def publish(raw: list[dict[str, object]]) -> None:
-        await ingestor.publish(ingestor.validate(raw))  # raises on anything invalid
+        await ingestor.publish(ingestor.validate(raw).events)  # raises on anything invalid
         batches.append(len(raw))
 
     clock_now = [AS_OF]

@@ -31,7 +31,7 @@ def city(
 ) -> Iterator[tuple[Engine, Directory, SimPlaces]]:
     """A small seeded city (Shilin county, one day of history) on each backend."""
     if request.param == "postgres":
-        url = str(request.getfixturevalue("postgres_url"))
+        url = request.getfixturevalue("new_postgres_database")()
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('proj') / 'city.db'}"
     engine = db.make_engine(url)
@@ -178,7 +178,9 @@ def test_transition_before_its_report_waits_then_applies(
     case_id = story[0].payload.case_id  # type: ignore[union-attr]
     with Session(engine) as session:
         assert session.get(CaseRow, case_id) is None
-        waiting = session.scalars(select(CaseEventRow.note).where(CaseEventRow.case_id == case_id))
+        waiting = session.scalars(
+            select(CaseEventRow.replay_note).where(CaseEventRow.case_id == case_id)
+        )
         assert set(waiting) == {"waiting for the case's report"}
     _feed(engine, directory, live, story[:1])
     with Session(engine) as session:

@@ -36,11 +36,13 @@ def upgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_case_events_case_id_cases"), type_="foreignkey")
         batch_op.add_column(sa.Column("satisfaction", sa.String(length=24), nullable=True))
         batch_op.add_column(sa.Column("resolved_at", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("replay_note", sa.String(length=160), nullable=True))
 
 
 def downgrade() -> None:
 
     with op.batch_alter_table("case_events", schema=None) as batch_op:
+        batch_op.drop_column("replay_note")
         batch_op.drop_column("resolved_at")
         batch_op.drop_column("satisfaction")
         batch_op.create_foreign_key(
