@@ -11,6 +11,7 @@ stuck page can never grow memory. Cost per tick ∝ changed nodes, not events ×
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -26,6 +27,8 @@ from data_sources.projector import Projection
 log = logging.getLogger(__name__)
 OPEN_STATUSES = tuple(s.value for s in CaseStatus if s.is_open)
 RING = 256
+#: A node nobody has watched for this long is forgotten (its ring dropped; a resume re-snapshots).
+UNWATCHED_S = 600.0
 FEED_PER_DELTA = 20
 QUEUE = 64
 
@@ -57,6 +60,8 @@ class Hub:
     #: Delta ids: milliseconds at start, so they keep increasing across restarts.
     _next_id: int = field(default_factory=lambda: int(time.time() * 1000))
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    #: When the last stream of a node went away (nodes still watched are absent).
+    _unwatched_since: dict[int, float] = field(default_factory=dict)
     frames: int = 0
 
     # -------------------------------------------------------------- intake (projector side)
@@ -98,10 +103,22 @@ class Hub:
         """Leading edge: the first change after a quiet spell goes out at once; changes within the
         next `tick_s` are merged into the next frame."""
         while True:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), UNWATCHED_S / 4)
             self._wake.clear()
             self.flush()
+            self.forget_unwatched()
             await asyncio.sleep(self.tick_s)
+
+    def forget_unwatched(self, now: float | None = None) -> None:
+        """Stop tracking nodes nobody has watched for `UNWATCHED_S`: bounded memory and tick cost
+        however many nodes have ever been browsed."""
+        now = time.monotonic() if now is None else now
+        for node, since in list(self._unwatched_since.items()):
+            if now - since > UNWATCHED_S:
+                del self._unwatched_since[node]
+                self._tracked.pop(node, None)
+                self._rings.pop(node, None)
 
     def flush(self) -> None:
         changed, self._children = self._children, defaultdict(set)
@@ -157,6 +174,7 @@ class Hub:
         sub = Subscription(node)
         self._subs[node].add(sub)
         self._tracked.setdefault(node, self._next_id + 1)
+        self._unwatched_since.pop(node, None)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -165,6 +183,7 @@ class Hub:
             subs.discard(sub)
             if not subs:
                 del self._subs[sub.node]
+                self._unwatched_since[sub.node] = time.monotonic()
 
     def since(self, node: int, last_id: int) -> list[dict[str, Any]] | None:
         """Deltas of `node` after `last_id`, or None when the ring no longer reaches back."""
