@@ -68,7 +68,21 @@ class CaseState:
     rework_count: int = 0
     satisfaction: Satisfaction | None = None
     resolved_at: ResolvedAt | None = None
+    #: The last step in timeline order and how many steps there are: where a replay continues.
+    last_at: datetime | None = None
+    last_id: str | None = None
+    count: int = 0
+    #: The steps this replay placed (all of them, or only the new ones when continuing).
     steps: list[ReplayedStep] = field(default_factory=list)
+
+    def follows(self, step: CaseStep) -> bool:
+        """Whether `step` sorts after every step already in this state (so it can continue it)."""
+        return (
+            step.action is not CaseAction.REPORT
+            and self.last_at is not None
+            and self.last_id is not None
+            and (step.at, step.id) > (self.last_at, self.last_id)
+        )
 
 
 def _order(step: CaseStep) -> tuple[bool, datetime, str]:
@@ -81,11 +95,19 @@ def replay_case(steps: Iterable[CaseStep], *, category: Category, tz: tzinfo) ->
     ordered = sorted(steps, key=_order)
     if not ordered or ordered[0].action is not CaseAction.REPORT:
         return None
-    report, rest = ordered[0], ordered[1:]
-    status = CaseStatus.REPORTED
-    state = CaseState(reported_at=report.at)
-    state.steps.append(ReplayedStep(report.id, 0, None, status, None))
-    for seq, step in enumerate(rest, 1):
+    report = ordered[0]
+    state = CaseState(reported_at=report.at, last_at=report.at, last_id=report.id, count=1)
+    state.steps.append(ReplayedStep(report.id, 0, None, CaseStatus.REPORTED, None))
+    return continue_case(state, ordered[1:], category=category, tz=tz)
+
+
+def continue_case(
+    state: CaseState, steps: Iterable[CaseStep], *, category: Category, tz: tzinfo
+) -> CaseState:
+    """Apply `steps`, which all sort after the state's last step, in timeline order."""
+    status = state.status
+    for step in sorted(steps, key=_order):
+        seq = state.count
         new, note = status, None
         if step.action is CaseAction.REPORT:
             note = "ignored: duplicate report"
@@ -98,8 +120,31 @@ def replay_case(steps: Iterable[CaseStep], *, category: Category, tz: tzinfo) ->
                 note = f"ignored: '{step.action.value}' not allowed in status '{status.value}'"
         state.steps.append(ReplayedStep(step.id, seq, status, new, note))
         status = new
+        state.count, state.last_at, state.last_id = seq + 1, step.at, step.id
     state.status = status
     return state
+
+
+def state_of_row(row: Any) -> CaseState:
+    """The state stored in a `cases` row (to continue it with later steps)."""
+    return CaseState(
+        status=CaseStatus(row.status),
+        reported_at=row.reported_at,
+        accepted_at=row.accepted_at,
+        dispatched_at=row.dispatched_at,
+        handled_at=row.handled_at,
+        closed_at=row.closed_at,
+        due_at=row.due_at,
+        handling_seconds=row.handling_seconds,
+        deferred=bool(row.deferred),
+        supervised=bool(row.supervised),
+        rework_count=row.rework_count,
+        satisfaction=Satisfaction(row.satisfaction) if row.satisfaction else None,
+        resolved_at=ResolvedAt(row.resolved_at) if row.resolved_at else None,
+        last_at=row.last_event_at,
+        last_id=row.last_event_id,
+        count=row.event_count or 0,
+    )
 
 
 def _mark(state: CaseState, step: CaseStep, category: Category, tz: tzinfo) -> None:
@@ -142,6 +187,9 @@ def case_columns(state: CaseState) -> dict[str, Any]:
         "rework_count": state.rework_count,
         "satisfaction": state.satisfaction.value if state.satisfaction else None,
         "resolved_at": state.resolved_at.value if state.resolved_at else None,
+        "last_event_at": state.last_at,
+        "last_event_id": state.last_id,
+        "event_count": state.count,
     }
 
 
@@ -152,7 +200,9 @@ def case_event_rows(
     placed = {r.id: r for r in state.steps}
     rows = []
     for step in steps:
-        where = placed[step.id]
+        where = placed.get(step.id)
+        if where is None:
+            continue  # placed by an earlier replay, unchanged
         rows.append(
             {
                 "id": step.id,

@@ -34,11 +34,14 @@ from data_sources.events import (
 )
 from data_sources.lifecycle import (
     AlarmStep,
+    CaseState,
     CaseStep,
     case_columns,
     case_event_rows,
+    continue_case,
     replay_alarm,
     replay_case,
+    state_of_row,
 )
 from data_sources.model import (
     AlarmStatus,
@@ -192,23 +195,20 @@ def _project_cases(
         by_case[event.payload.case_id].append(event)  # type: ignore[union-attr]
     case_ids = sorted(by_case)
     rows: dict[str, Any] = {}
-    stored: dict[str, list[Any]] = defaultdict(list)
     for chunk in _chunks(case_ids):
-        c = CaseRow
-        for case_row in session.execute(
-            select(
-                c.id,
-                c.category,
-                c.status,
-                c.title,
-                c.district_id,
-                c.street_id,
-                c.community_id,
-                c.grid_id,
-                c.building_id,
-            ).where(c.id.in_(chunk))
-        ):
+        for case_row in session.execute(select(*CASES.columns).where(CASES.c.id.in_(chunk))):
             rows[case_row.id] = case_row
+    # Most events come after everything stored for their case: continue the stored state.
+    # Others (late, reordered, or ahead of their report) replay the case's whole timeline.
+    continued: dict[str, CaseState] = {}
+    for case_id in case_ids:
+        row = rows.get(case_id)
+        if row is not None and row.last_event_at is not None:
+            stored_state = state_of_row(row)
+            if all(stored_state.follows(_case_step(e)) for e in by_case[case_id]):
+                continued[case_id] = stored_state
+    stored: dict[str, list[Any]] = defaultdict(list)
+    for chunk in _chunks([c for c in case_ids if c not in continued]):
         for stored_event in session.execute(
             select(*CASE_EVENTS.columns).where(CaseEventRow.case_id.in_(chunk))
         ):
@@ -219,8 +219,28 @@ def _project_cases(
     event_updates: list[dict[str, Any]] = []
     for case_id in case_ids:
         incoming = by_case[case_id]
-        steps = [_stored_step(r) for r in stored[case_id]] + [_case_step(e) for e in incoming]
         row = rows.get(case_id)
+        if case_id in continued:
+            assert row is not None
+            new_steps = [_case_step(e) for e in incoming]
+            ahead = continue_case(
+                continued[case_id], new_steps, category=Category(row.category), tz=tz
+            )
+            new_events += case_event_rows(case_id, new_steps, ahead)
+            case_updates.append({"id": case_id, **case_columns(ahead)})
+            result.cases.append(
+                CaseChange(
+                    case_id,
+                    _path_of(row),
+                    CaseStatus(row.status),
+                    ahead.status,
+                    row.title,
+                    row.category,
+                    max(e.ts_utc for e in incoming),
+                )
+            )
+            continue
+        steps = [_stored_step(r) for r in stored[case_id]] + [_case_step(e) for e in incoming]
         report = min(
             (e for e in incoming if isinstance(e, CaseReportedEvent)),
             key=lambda e: (e.ts_utc, e.id),

@@ -153,6 +153,11 @@ class CaseRow(AncestorsMixin, Base):
     resolved_at: Mapped[str | None] = mapped_column(String(16))
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
     alarm_id: Mapped[str | None] = mapped_column(String(64))
+    #: The last of its events in timeline order, and their number: a new event that comes after
+    #: it continues the stored state instead of replaying every stored event.
+    last_event_at: Mapped[OptTs]
+    last_event_id: Mapped[str | None] = mapped_column(String(64))
+    event_count: Mapped[int] = mapped_column(SmallInteger, default=0)
 
 
 class CaseEventRow(Base):

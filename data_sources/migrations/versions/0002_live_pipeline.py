@@ -31,6 +31,13 @@ def upgrade() -> None:
     with op.batch_alter_table("alarm_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_alarm_events_alarm_id"), ["alarm_id"], unique=False)
 
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("last_event_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("last_event_id", sa.String(length=64), nullable=True))
+        batch_op.add_column(
+            sa.Column("event_count", sa.SmallInteger(), nullable=False, server_default="0")
+        )
+
     with op.batch_alter_table("case_events", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_case_events_case_id"), type_="unique")
         batch_op.drop_constraint(batch_op.f("fk_case_events_case_id_cases"), type_="foreignkey")
@@ -40,6 +47,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("cases", schema=None) as batch_op:
+        batch_op.drop_column("event_count")
+        batch_op.drop_column("last_event_id")
+        batch_op.drop_column("last_event_at")
 
     with op.batch_alter_table("case_events", schema=None) as batch_op:
         batch_op.drop_column("replay_note")
