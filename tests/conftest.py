@@ -16,11 +16,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from data_sources import db
 from data_sources.seed.city import SeedReport, seed_city
+
+from .browser import launch
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = datetime(2026, 11, 23, 6, 0)  # 14:00 on a Monday in Kunming
@@ -157,6 +160,15 @@ def chromium_path() -> str:
         need("Chromium", "install Debian's chromium package (apt-get install chromium)")
     assert path is not None
     return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Browser]:
+    """One headless Chromium for the session; tests open their own pages."""
+    with sync_playwright() as playwright:
+        chromium = launch(playwright, chromium_path)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

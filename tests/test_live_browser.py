@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +18,7 @@ from data_sources.schema import NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
 
-from .browser import PageWatch, launch, running_server
+from .browser import PageWatch, running_server
 from .conftest import AS_OF, TZ
 
 pytestmark = pytest.mark.browser
@@ -56,14 +56,6 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
 def server(city: tuple[str, dict[str, str]]) -> Iterator[str]:
     with running_server(city[0], GRIDCC_API_KEYS=json.dumps({"tests": KEY})) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch(playwright, chromium_path)
-        yield browser
-        browser.close()
 
 
 def post_case(base: str, event_id: str, building: str, title: str) -> None:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -17,7 +17,7 @@ from data_sources.seed.city import seed_city
 from layouts import ids
 from layouts.i18n import number
 
-from .browser import PageWatch, launch, running_server
+from .browser import PageWatch, running_server
 from .conftest import AS_OF, SMALL_SEED, TZ
 
 pytestmark = pytest.mark.browser
@@ -39,14 +39,6 @@ def server(database: tuple[str, Engine]) -> Iterator[str]:
     days = (utc_now() - AS_OF).days + 30
     with running_server(database[0], GRIDCC_KPI_WINDOW_DAYS=str(days)) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = launch(playwright, chromium_path)
-        yield browser
-        browser.close()
 
 
 def _expected(engine: Engine, code: str) -> tuple[str, dict[str, str]]:
