@@ -8,9 +8,8 @@ Validation is strict and its messages name the field and the reason; see `ingest
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -184,16 +183,6 @@ EVENT_KINDS: tuple[str, ...] = (
 EventAdapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def entity_of(event: Event) -> str:
-    """The entity an event belongs to ("case:<id>", "alarm:<id>", "worker:<code>")."""
-    payload = event.payload
-    if isinstance(payload, CaseReported | CaseTransitioned):
-        return f"case:{payload.case_id}"
-    if isinstance(payload, WorkerPosition):
-        return f"worker:{payload.worker}"
-    return f"alarm:{payload.alarm_id}"
-
-
 def encode(event: Event) -> bytes:
     """Compact JSON for the bus."""
     return event.model_dump_json(exclude_none=True).encode()
@@ -201,8 +190,3 @@ def encode(event: Event) -> bytes:
 
 def decode(data: bytes | str) -> Event:
     return EventAdapter.validate_json(data)
-
-
-def to_jsonable(event: Event) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(encode(event))
-    return result
