@@ -162,9 +162,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Browser]:
-    """One headless Chromium for the session; tests open their own pages."""
+    """A headless Chromium per test module. Not per session: Playwright's sync API keeps an event
+    loop running while it is open, which would stop the async tests of later modules."""
     with sync_playwright() as playwright:
         chromium = launch(playwright, chromium_path)
         yield chromium
