@@ -9,6 +9,7 @@ Validation is strict and its messages name the field and the reason; see `ingest
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -120,7 +121,7 @@ class _Envelope(_Strict):
     #: Ancestor ids from the district down to `node`; resolved by ingest, never sent by sources.
     path: tuple[int, ...] = ()
 
-    @property
+    @cached_property  # read several times per event on the projector's hot path
     def ts_utc(self) -> datetime:
         """`ts` as naive UTC, the store's convention."""
         return self.ts.astimezone(UTC).replace(tzinfo=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -43,29 +44,44 @@ class ProjectorLoop:
     #: Called after each committed batch (the hub's hook for view deltas).
     on_projection: Callable[[Projection], None] | None = None
     applied: int = 0
+    #: When stale entries were last looked for (time.monotonic(); None: never).
+    _claimed_at: float | None = None
 
-    def _project(self, events: list[Event]) -> Projection:
+    def _project(self, deliveries: list[Delivery]) -> Projection:
+        events = self._decode(deliveries)
         with self.sessions() as session, session.begin():
             return project(session, events, directory=self.directory(), tz=self.tz)
 
-    async def step(self) -> int:
-        """Process one batch (stale entries first); how many entries it handled."""
-        deliveries = await self.bus.claim_stale(
-            GROUP, self.consumer, min_idle_ms=self.stale_ms, count=self.batch
-        )
-        if not deliveries:
-            deliveries = await self.bus.read(
-                GROUP, self.consumer, count=self.batch, block_ms=self.block_ms
+    async def fetch(self) -> list[Delivery]:
+        """The next batch: a crashed consumer's stale entries when it is time to look for them
+        (at start, then every `stale_ms / 2`; looking on every batch would cost a round trip
+        each), else new entries."""
+        now = time.monotonic()
+        if self._claimed_at is None or now - self._claimed_at >= self.stale_ms / 2000:
+            self._claimed_at = now
+            stale = await self.bus.claim_stale(
+                GROUP, self.consumer, min_idle_ms=self.stale_ms, count=self.batch
             )
+            if stale:
+                self._claimed_at = None  # there may be more: look again next time
+                return stale
+        return await self.bus.read(GROUP, self.consumer, count=self.batch, block_ms=self.block_ms)
+
+    async def handle(self, deliveries: list[Delivery]) -> None:
+        """Project a batch (SQL commit), move live state along, then acknowledge."""
         if not deliveries:
-            return 0
-        events = self._decode(deliveries)
-        projection = await asyncio.to_thread(self._project, events)
+            return
+        projection = await asyncio.to_thread(self._project, deliveries)
         self.live.apply(projection)
         self.applied += projection.applied
         if self.on_projection is not None:
             self.on_projection(projection)
         await self.bus.ack(GROUP, [d.position for d in deliveries])
+
+    async def step(self) -> int:
+        """Fetch and handle one batch; how many entries it handled."""
+        deliveries = await self.fetch()
+        await self.handle(deliveries)
         return len(deliveries)
 
     def _decode(self, deliveries: list[Delivery]) -> list[Event]:
@@ -82,19 +98,41 @@ class ProjectorLoop:
     async def run(self) -> None:
         """Consume until cancelled; survives bus and database outages by retrying each second.
 
-        The group is (re)created after every failure: a Redis restarted without persistence has
-        lost it, and reading a missing group would fail forever.
+        The next batch is fetched while the current one is projected (bus round trips overlap the
+        SQL work). The group is (re)created after every failure: a Redis restarted without
+        persistence has lost it, and reading a missing group would fail forever. Entries fetched
+        but not handled when a step fails stay pending and come back through `claim_stale`.
         """
         healthy = False
-        while True:
-            try:
-                if not healthy:
-                    await self.bus.ensure_group(GROUP)
-                    healthy = True
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                healthy = False
-                log.exception("projector step failed; retrying in 1 s")
-                await asyncio.sleep(1)
+        ahead: asyncio.Task[list[Delivery]] | None = None
+        try:
+            while True:
+                try:
+                    if not healthy:
+                        await self.bus.ensure_group(GROUP)
+                        healthy = True
+                    deliveries = await (ahead if ahead is not None else self.fetch())
+                    ahead = asyncio.create_task(self.fetch())
+                    await self.handle(deliveries)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    healthy = False
+                    _discard(ahead)
+                    ahead = None
+                    log.exception("projector step failed; retrying in 1 s")
+                    await asyncio.sleep(1)
+        finally:
+            _discard(ahead)
+
+
+def _discard(task: asyncio.Task[list[Delivery]] | None) -> None:
+    """Cancel a fetch ahead whose result will not be used (its entries stay pending)."""
+    if task is not None:
+        task.cancel()
+        task.add_done_callback(_ignore_result)
+
+
+def _ignore_result(task: asyncio.Task[list[Delivery]]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log "exception never retrieved"

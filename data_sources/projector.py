@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from data_sources.bulk import insert_rows, update_rows
 from data_sources.directory import Directory
 from data_sources.events import (
     AlarmAcknowledged,
@@ -55,11 +55,12 @@ from data_sources.model import (
 from data_sources.schema import AlarmEventRow, AlarmRow, CaseEventRow, CaseRow, PositionRow
 
 T = TypeVar("T")
-# Core tables: bulk inserts through Core are one executemany; the ORM's bulk path splits them.
+# Core tables: the hot path writes through `bulk`, reads through Core (no ORM identity map).
 CASES = cast(Table, CaseRow.__table__)
 CASE_EVENTS = cast(Table, CaseEventRow.__table__)
 ALARMS = cast(Table, AlarmRow.__table__)
 ALARM_EVENTS = cast(Table, AlarmEventRow.__table__)
+POSITIONS = cast(Table, PositionRow.__table__)
 #: Bound parameters per IN (...) query; SQLite allows 32,766, PostgreSQL 65,535.
 IN_CHUNK = 900
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
@@ -296,26 +297,10 @@ def _project_cases(
             )
         )
     result.applied += len(fresh)
-    if new_cases:
-        session.execute(CASES.insert(), new_cases)
-    if case_updates:
-        _update_by_id(session, CASES, case_updates)
-    if new_events:
-        session.execute(CASE_EVENTS.insert(), new_events)
-    if event_updates:
-        _update_by_id(session, CASE_EVENTS, event_updates)
-
-
-def _update_by_id(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """One executemany UPDATE … WHERE id = :row_id (rows must all have the same keys)."""
-    by_keys: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_keys[tuple(sorted(row))].append(row)
-    statement = update(table).where(table.c.id == bindparam("row_id"))
-    for group in by_keys.values():
-        # The other keys name columns, so Core puts them in the SET clause.
-        params = [{k: v for k, v in r.items() if k != "id"} | {"row_id": r["id"]} for r in group]
-        session.execute(statement, params)
+    insert_rows(session, CASES, new_cases)
+    update_rows(session, CASES, case_updates)
+    insert_rows(session, CASE_EVENTS, new_events)
+    update_rows(session, CASE_EVENTS, event_updates)
 
 
 def _moved(stored: Any, placed: dict[str, Any]) -> bool:
@@ -457,11 +442,9 @@ def _project_alarms(
             )
         )
     result.applied += len(fresh)
-    session.execute(ALARM_EVENTS.insert(), new_rows)
-    if inserts:
-        session.execute(ALARMS.insert(), inserts)
-    if updates:
-        _update_by_id(session, ALARMS, updates)
+    insert_rows(session, ALARM_EVENTS, new_rows)
+    insert_rows(session, ALARMS, inserts)
+    update_rows(session, ALARMS, updates)
 
 
 # ------------------------------------------------------------------ positions
@@ -495,7 +478,5 @@ def _project_positions(
         result.positions.append(
             PositionFix(worker.id, worker.path, event.ts_utc, payload.lon, payload.lat)
         )
-    dialect = session.get_bind().dialect.name
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(PositionRow)
-    session.execute(statement.on_conflict_do_nothing(index_elements=["event_id"]), rows)
+    insert_rows(session, POSITIONS, rows, skip_conflicts_on="event_id")
     result.applied += len(fresh)

@@ -6,13 +6,24 @@ Time limits run only in working time: Monday to Friday, 08:30â€“12:00 and 14:30â
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 
 #: The working periods of a working day, local time.
 WORK_PERIODS: tuple[tuple[time, time], ...] = (
     (time(8, 30), time(12, 0)),
     (time(14, 30), time(18, 0)),
+)
+
+
+#: Working time in one full calendar week (any seven consecutive days hold five working days).
+WEEK = 7 * timedelta(days=1)
+WORKING_WEEK = 5 * sum(
+    (
+        datetime.combine(date.min, end) - datetime.combine(date.min, begin)
+        for begin, end in WORK_PERIODS
+    ),
+    timedelta(),
 )
 
 
@@ -41,3 +52,10 @@ def add_working_hours(start_utc: datetime, hours: float, *, tz: tzinfo) -> datet
                 remaining -= available
         day += timedelta(days=1)
         local = datetime.combine(day, time(0, 0))
+        # From a midnight on, every whole week holds exactly one working week: skip them, but
+        # keep some time left so the due instant still falls inside a working period.
+        weeks = (remaining - timedelta(microseconds=1)) // WORKING_WEEK
+        if weeks > 0:
+            day += weeks * WEEK
+            local = datetime.combine(day, time(0, 0))
+            remaining -= weeks * WORKING_WEEK

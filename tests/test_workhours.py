@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from data_sources.workhours import add_working_hours
 
@@ -41,3 +43,32 @@ def test_add_working_hours(start: str, hours: float, due: str) -> None:
 def test_negative_hours_rejected() -> None:
     with pytest.raises(ValueError, match="hours"):
         add_working_hours(utc("2026-11-23 09:00"), -1, tz=TZ)
+
+
+def reference_due(start_utc: datetime, hours: float) -> datetime:
+    """Minute by minute through local time: slow and obviously right."""
+    local = start_utc.replace(tzinfo=ZoneInfo("UTC")).astimezone(TZ).replace(tzinfo=None)
+    remaining = round(hours * 60)
+
+    def working(t: datetime) -> bool:
+        minutes = t.hour * 60 + t.minute
+        in_period = 8 * 60 + 30 <= minutes < 12 * 60 or 14 * 60 + 30 <= minutes < 18 * 60
+        return t.weekday() < 5 and in_period
+
+    while not working(local):
+        local += timedelta(minutes=1)
+    while remaining > 0:
+        if working(local):
+            remaining -= 1
+        local += timedelta(minutes=1)
+    return local.replace(tzinfo=TZ).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31)),
+    minutes=st.integers(min_value=1, max_value=80 * 60),
+)
+def test_add_working_hours_matches_a_minute_by_minute_count(start: datetime, minutes: int) -> None:
+    start = start.replace(second=0, microsecond=0)
+    assert add_working_hours(start, minutes / 60, tz=TZ) == reference_due(start, minutes / 60)
