@@ -30,7 +30,13 @@ RING = 256
 #: A node nobody has watched for this long is forgotten (its ring dropped; a resume re-snapshots).
 UNWATCHED_S = 600.0
 FEED_PER_DELTA = 20
+#: Moved workers per delta: a whole city's 7,000 workers at a 30 s interval move ≈60 per frame.
+WORKERS_PER_DELTA = 2_000
 QUEUE = 64
+
+
+def _nodes(root: int | None, path: tuple[int, ...]) -> tuple[int, ...]:
+    return (root, *path) if root is not None else path
 
 
 def open_count(counts: dict[str, int]) -> int:
@@ -54,7 +60,14 @@ class Hub:
     _subs: defaultdict[int, set[Subscription]] = field(default_factory=lambda: defaultdict(set))
     _rings: dict[int, deque[dict[str, Any]]] = field(default_factory=dict)
     _children: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    #: New items per watched node since the last frame: case feed, alarm ticker, moved workers.
     _feed: defaultdict[int, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    _alarms: defaultdict[int, list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    _moved: defaultdict[int, list[dict[str, Any]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     #: Per watched node: the first delta id its ring can hold (resume before that → snapshot).
     _tracked: dict[int, int] = field(default_factory=dict)
     #: Delta ids: milliseconds at start, so they keep increasing across restarts.
@@ -69,8 +82,8 @@ class Hub:
     def on_projection(self, projection: Projection) -> None:
         """Remember what changed; the next tick turns it into deltas."""
         root = self.live().root_id
+        item: dict[str, Any]
         for case in projection.cases:
-            nodes = (root, *case.path) if root is not None else case.path
             item = {
                 "id": case.case_id,
                 "title": case.title,
@@ -79,14 +92,30 @@ class Hub:
                 "at": case.at.isoformat() + "Z",
                 "new": case.old is None,
             }
-            self._touch(nodes, item)
+            self._touch(_nodes(root, case.path), self._feed, item)
         for alarm in projection.alarms:
-            nodes = (root, *alarm.path) if root is not None else alarm.path
-            self._touch(nodes, None)
-        if projection.cases or projection.alarms:
+            item = {
+                "id": alarm.alarm_id,
+                "type": alarm.type,
+                "severity": alarm.severity,
+                "status": alarm.status.value,
+                "at": alarm.at.isoformat() + "Z",
+                "new": not alarm.was_open and alarm.is_open,
+            }
+            self._touch(_nodes(root, alarm.path), self._alarms, item)
+        for fix in projection.positions:
+            at = fix.ts.isoformat() + "Z"
+            item = {"id": fix.code, "lon": fix.lon, "lat": fix.lat, "at": at}
+            self._touch(_nodes(root, fix.path), self._moved, item)
+        if projection.cases or projection.alarms or projection.positions:
             self._wake.set()
 
-    def _touch(self, nodes: tuple[int, ...], item: dict[str, Any] | None) -> None:
+    def _touch(
+        self,
+        nodes: tuple[int, ...],
+        items: defaultdict[int, list[dict[str, Any]]],
+        item: dict[str, Any],
+    ) -> None:
         for i, node in enumerate(nodes):
             if node not in self._tracked:
                 continue  # never watched: no delta to build
@@ -94,8 +123,7 @@ class Hub:
                 self._children[node].add(nodes[i + 1])
             else:
                 self._children.setdefault(node, set())
-            if item is not None:
-                self._feed[node].append(item)
+            items[node].append(item)
 
     # -------------------------------------------------------------- ticking
 
@@ -123,6 +151,8 @@ class Hub:
     def flush(self) -> None:
         changed, self._children = self._children, defaultdict(set)
         feeds, self._feed = self._feed, defaultdict(list)
+        alarms, self._alarms = self._alarms, defaultdict(list)
+        moved, self._moved = self._moved, defaultdict(list)
         if not changed:
             return
         self.frames += 1
@@ -144,6 +174,11 @@ class Hub:
                     for c in children
                 },
                 "feed": feeds.get(node, [])[-FEED_PER_DELTA:],
+                "alarm_feed": alarms.get(node, [])[-FEED_PER_DELTA:],
+                # The latest fix of each worker that moved (a dict keeps the last one per id).
+                "workers": list({w["id"]: w for w in moved.get(node, [])}.values())[
+                    -WORKERS_PER_DELTA:
+                ],
             }
             self._rings.setdefault(node, deque(maxlen=RING)).append(delta)
             for sub in list(self._subs.get(node, ())):

@@ -96,6 +96,8 @@ class PositionFix:
     ts: datetime
     lon: float
     lat: float
+    #: The worker's own id (as the feed and the browser know it).
+    code: str = ""
 
 
 @dataclass(slots=True)
@@ -476,7 +478,9 @@ def _project_positions(
             }
         )
         result.positions.append(
-            PositionFix(worker.id, worker.path, event.ts_utc, payload.lon, payload.lat)
+            PositionFix(
+                worker.id, worker.path, event.ts_utc, payload.lon, payload.lat, payload.worker
+            )
         )
     insert_rows(session, POSITIONS, rows, skip_conflicts_on="event_id")
     result.applied += len(fresh)

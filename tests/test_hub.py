@@ -7,8 +7,8 @@ from datetime import datetime
 from data_sources.directory import Bounds, Directory
 from data_sources.hub import QUEUE, UNWATCHED_S, Hub
 from data_sources.live import LiveState
-from data_sources.model import CaseStatus
-from data_sources.projector import CaseChange, Projection
+from data_sources.model import AlarmStatus, CaseStatus
+from data_sources.projector import AlarmChange, CaseChange, PositionFix, Projection
 
 ROOT, STREET, A, B = 1, 2, 3, 4
 DIRECTORY = Directory(
@@ -93,3 +93,23 @@ def test_unwatched_nodes_are_forgotten() -> None:
     assert hub.since(STREET, hub.last_id - 1) is not None  # still tracked for a while
     hub.forget_unwatched(now=10**9 + UNWATCHED_S * 2)
     assert hub.since(STREET, hub.last_id - 1) is None
+
+
+def test_deltas_carry_alarm_changes_and_the_latest_fix_of_each_moved_worker() -> None:
+    hub, live = make()
+    sub = hub.subscribe(STREET)
+    at = datetime(2026, 11, 23, 6)
+    alarm = AlarmChange("a1", (STREET, A), False, True, "smoke_fire", 3, AlarmStatus.ACTIVE, at)
+    fixes = [
+        PositionFix(7, (STREET, A), at, 102.70, 25.05, "w7"),
+        PositionFix(7, (STREET, A), at.replace(second=30), 102.71, 25.06, "w7"),
+        PositionFix(8, (STREET, B), at, 102.72, 25.07, "w8"),
+    ]
+    push(hub, live, Projection(applied=4, alarms=[alarm], positions=fixes))
+    delta = sub.queue.get_nowait()
+    assert delta["alarms"] == 1
+    assert [(a["id"], a["severity"], a["new"]) for a in delta["alarm_feed"]] == [("a1", 3, True)]
+    assert {w["id"]: (w["lon"], w["lat"]) for w in delta["workers"]} == {
+        "w7": (102.71, 25.06),
+        "w8": (102.72, 25.07),
+    }
