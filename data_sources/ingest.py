@@ -21,8 +21,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.bulk import select_in
 from data_sources.bus import Bus
-from data_sources.directory import Directory
+from data_sources.directory import Directory, Place
 from data_sources.events import (
     EVENT_KINDS,
     AlarmRaised,
@@ -46,6 +47,19 @@ class IngestError(Exception):
         super().__init__(errors)
         self.status_code = status_code
         self.errors = errors
+
+
+#: Where the events of each family keep their ids.
+_ID_COLUMNS: dict[str, Any] = {
+    "case": CaseEventRow.id,
+    "alarm": AlarmEventRow.id,
+    "worker": PositionRow.event_id,
+}
+
+
+def _place_of(item: Any, directory: Directory) -> Place | None:
+    node = item.get("node") if isinstance(item, dict) else None
+    return directory.nodes.get(node.strip()) if isinstance(node, str) else None
 
 
 def _error(index: int | None, field_: str, reason: str) -> dict[str, Any]:
@@ -101,12 +115,15 @@ class Ingestor:
             if isinstance(item, dict) and "path" in item:
                 errors.append(_error(index, "path", "is resolved by the server; do not send it"))
                 continue
+            place = _place_of(item, directory)
+            if place is not None:  # resolved now: cheaper than copying the event afterwards
+                item = {**item, "path": place.path}
             try:
                 event = EventAdapter.validate_python(item)
             except ValidationError as exc:
                 errors += _pydantic_errors(index, exc)
                 continue
-            resolved, problems = self._resolve(index, event, directory)
+            resolved, problems = self._resolve(index, event, place, directory)
             errors += problems
             if resolved is not None:
                 events.append((index, resolved))
@@ -120,9 +137,8 @@ class Ingestor:
         return Validated([e for i, e in events if i not in dup_indexes], duplicates)
 
     def _resolve(
-        self, index: int, event: Event, directory: Directory
+        self, index: int, event: Event, place: Place | None, directory: Directory
     ) -> tuple[Event | None, list[dict[str, Any]]]:
-        place = directory.nodes.get(event.node)
         if place is None:
             return None, [_error(index, "node", f"unknown node code '{event.node}'")]
         problems = []
@@ -136,9 +152,7 @@ class Ingestor:
             problems.append(_error(index, "payload.camera", f"unknown camera '{payload.camera}'"))
         if isinstance(payload, WorkerPosition) and payload.worker not in directory.workers:
             problems.append(_error(index, "payload.worker", f"unknown worker '{payload.worker}'"))
-        if problems:
-            return None, problems
-        return event.model_copy(update={"path": place.path}), []
+        return (None, problems) if problems else (event, [])
 
     @staticmethod
     def _twice(events: list[tuple[int, Event]]) -> list[dict[str, Any]]:
@@ -151,20 +165,24 @@ class Ingestor:
         return errors
 
     def _accepted_before(self, events: list[tuple[int, Event]]) -> list[dict[str, Any]]:
-        stored = self._stored_ids([e.id for _, e in events])
+        stored = self._stored_ids([e for _, e in events if e.id not in self._recent])
         return [
             _error(index, "id", f"event '{e.id}' was already accepted")
             for index, e in events
             if e.id in self._recent or e.id in stored
         ]
 
-    def _stored_ids(self, ids: list[str]) -> set[str]:
+    def _stored_ids(self, events: list[Event]) -> set[str]:
+        """Ids of `events` already in the store, each looked up in its kind's table."""
+        by_column: dict[Any, list[str]] = {}
+        for event in events:
+            by_column.setdefault(_ID_COLUMNS[event.kind.partition(".")[0]], []).append(event.id)
         found: set[str] = set()
+        if not by_column:
+            return found
         with self.sessions() as session:
-            for start in range(0, len(ids), 900):
-                chunk = ids[start : start + 900]
-                for column in (CaseEventRow.id, AlarmEventRow.id, PositionRow.event_id):
-                    found.update(session.scalars(select(column).where(column.in_(chunk))))
+            for column, ids in by_column.items():
+                found.update(row[0] for row in select_in(session, select(column), column, ids))
         return found
 
     async def publish(self, events: Sequence[Event]) -> list[str]:

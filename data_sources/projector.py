@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, TypeVar, cast
@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from data_sources.bulk import insert_rows, update_rows
+from data_sources.bulk import insert_rows, select_in, update_rows
 from data_sources.directory import Directory
 from data_sources.events import (
     AlarmAcknowledged,
@@ -61,8 +61,6 @@ CASE_EVENTS = cast(Table, CaseEventRow.__table__)
 ALARMS = cast(Table, AlarmRow.__table__)
 ALARM_EVENTS = cast(Table, AlarmEventRow.__table__)
 POSITIONS = cast(Table, PositionRow.__table__)
-#: Bound parameters per IN (...) query; SQLite allows 32,766, PostgreSQL 65,535.
-IN_CHUNK = 900
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
 
 
@@ -111,16 +109,8 @@ class Projection:
     positions: list[PositionFix] = field(default_factory=list)
 
 
-def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterable[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _existing_ids(session: Session, column: Any, ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in _chunks(ids):
-        found.update(session.scalars(select(column).where(column.in_(chunk))))
-    return found
+    return {row[0] for row in select_in(session, select(column), column, ids)}
 
 
 def _fresh(session: Session, events: Sequence[Event], column: Any) -> tuple[list[Event], int]:
@@ -198,9 +188,8 @@ def _project_cases(
         by_case[event.payload.case_id].append(event)  # type: ignore[union-attr]
     case_ids = sorted(by_case)
     rows: dict[str, Any] = {}
-    for chunk in _chunks(case_ids):
-        for case_row in session.execute(select(*CASES.columns).where(CASES.c.id.in_(chunk))):
-            rows[case_row.id] = case_row
+    for case_row in select_in(session, select(*CASES.columns), CASES.c.id, case_ids):
+        rows[case_row.id] = case_row
     # Most events come after everything stored for their case: continue the stored state.
     # Others (late, reordered, or ahead of their report) replay the case's whole timeline.
     continued: dict[str, CaseState] = {}
@@ -211,11 +200,11 @@ def _project_cases(
             if all(stored_state.follows(_case_step(e)) for e in by_case[case_id]):
                 continued[case_id] = stored_state
     stored: dict[str, list[Any]] = defaultdict(list)
-    for chunk in _chunks([c for c in case_ids if c not in continued]):
-        for stored_event in session.execute(
-            select(*CASE_EVENTS.columns).where(CaseEventRow.case_id.in_(chunk))
-        ):
-            stored[stored_event.case_id].append(stored_event)
+    replayed = [c for c in case_ids if c not in continued]
+    for stored_event in select_in(
+        session, select(*CASE_EVENTS.columns), CASE_EVENTS.c.case_id, replayed
+    ):
+        stored[stored_event.case_id].append(stored_event)
     new_events: list[dict[str, Any]] = []
     new_cases: list[dict[str, Any]] = []
     case_updates: list[dict[str, Any]] = []
@@ -381,13 +370,10 @@ def _project_alarms(
     alarm_ids = sorted(by_alarm)
     current: dict[str, Any] = {}
     stored: dict[str, list[Any]] = defaultdict(list)
-    for chunk in _chunks(alarm_ids):
-        for alarm in session.execute(select(*ALARMS.columns).where(AlarmRow.id.in_(chunk))):
-            current[alarm.id] = alarm
-        for ev in session.execute(
-            select(*ALARM_EVENTS.columns).where(AlarmEventRow.alarm_id.in_(chunk))
-        ):
-            stored[ev.alarm_id].append(ev)
+    for alarm in select_in(session, select(*ALARMS.columns), ALARMS.c.id, alarm_ids):
+        current[alarm.id] = alarm
+    for ev in select_in(session, select(*ALARM_EVENTS.columns), ALARM_EVENTS.c.alarm_id, alarm_ids):
+        stored[ev.alarm_id].append(ev)
     raised = {e.payload.alarm_id: e for e in fresh if isinstance(e, AlarmRaisedEvent)}
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
