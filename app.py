@@ -30,6 +30,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks import overview as overview_callbacks
+from callbacks import pages as page_callbacks
+from callbacks import wall as wall_callbacks
 from data_sources.bus import Bus
 from data_sources.bus.memory import MemoryBus
 from data_sources.bus.redis_streams import RedisStreamBus
@@ -42,6 +44,7 @@ from data_sources.pipeline import ProjectorLoop
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.stream import live_router
 from layouts import overview as overview_layout
+from layouts import pages
 
 HERE = Path(__file__).resolve().parent
 BOOTSTRAP_DIR = Path(flask_bootstrap.__file__).parent / "static" / "bootstrap5"
@@ -74,6 +77,10 @@ class Settings(BaseSettings):
     )
     simulate_speed: float = Field(
         60, gt=0, le=10_000, description="How much faster than real time simulated stories run."
+    )
+    tile_url: str | None = Field(
+        None,
+        description="Map tile URL template ({z}/{x}/{y}) of an intranet tile server; unset = vector only.",
     )
 
 
@@ -216,10 +223,14 @@ def create_dash(server: FastAPI, services: Services) -> dash.Dash:
         update_title=None,  # type: ignore[arg-type]  # None turns the tab-title flicker off
         serve_locally=True,
         external_stylesheets=["/vendor/bootstrap/css/bootstrap.min.css"],
+        # The pages (`/`, `/wall`) are swapped in by the router: their ids are not in the shell.
+        suppress_callback_exceptions=True,
     )
     app.index_string = overview_layout.INDEX_STRING.replace("{build}", services.build)
-    app.layout = overview_layout.page
+    app.layout = pages.shell
+    page_callbacks.register(app, services)
     overview_callbacks.register(app, services)
+    wall_callbacks.register(app, services)
     return app
 
 
@@ -231,6 +242,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info("gridcc up: database %s", services.engine.url.render_as_string())
+        # Dash's FastAPI backend sets itself up (assets, scripts) on the first request for "/" or
+        # "/_dash-*" only: a fresh process's first "/wall" would be served without assets/.
+        server.state.dash._setup_server()
         await services.start()
         try:
             yield

@@ -7,11 +7,14 @@
  * - A message from a new build of the server (its id differs from the page's meta tag) reloads the page.
  * - Figures are applied only for the scope the page shows (its content's data-scope), and re-applied
  *   after a re-render, so a snapshot that arrives before the content keeps its numbers.
+ * - What a page does with them is its view: the overview's is below; other pages add theirs with
+ *   `window.gridccLive.addView({badge, badgeClass, apply(figures), items(msg), reset(scope)})`.
+ *   The view whose badge element is on the page is the one that is live.
  */
 (function () {
   "use strict";
 
-  var BADGE = "overview-live";
+  var views = [];
   var source = null;
   var streamUrl = null;
   var lastMessage = 0;
@@ -36,8 +39,15 @@
     return content ? content.getAttribute("data-scope") : null;
   }
 
+  function activeView() {
+    for (var i = 0; i < views.length; i++) {
+      if (document.getElementById(views[i].badge)) return views[i];
+    }
+    return null;
+  }
+
   function wantedUrl() {
-    if (!document.getElementById(BADGE)) return null; // no live panels on this page
+    if (activeView() === null) return null; // no live panels on this page
     var scope = shownScope();
     return scope === null ? null : "/live/stream?scope=" + encodeURIComponent(scope);
   }
@@ -59,6 +69,8 @@
   }
 
   function badge(state) {
+    var view = activeView();
+    if (view === null) return;
     var en = lang() === "en";
     var text;
     if (state === "live") {
@@ -67,7 +79,8 @@
       var t = offlineSince ? offlineSince.toLocaleTimeString("en-GB") : "";
       text = (en ? "● Offline since " : "● 离线 自 ") + t;
     }
-    setProps(BADGE, { children: text, className: "gridcc-live gridcc-live-" + state });
+    setProps(view.badge, { children: text, className: view.badgeClass + " " + view.badgeClass + "-" + state });
+    if (view.state) view.state(state);
   }
 
   function feedItem(item) {
@@ -117,15 +130,31 @@
   }
 
   function reapply() {
-    if (figures === null || figures.node !== shownScope()) return;
-    setText("overview-kpi-open", fmt(figures.open));
-    setText("overview-kpi-active-alarms", fmt(figures.alarms));
-    Object.keys(figures.children).forEach(function (code) {
-      var child = figures.children[code];
-      setText("overview-cell-" + code + "-open", fmt(child.open));
-      setText("overview-cell-" + code + "-active-alarms", fmt(child.alarms));
-    });
+    var view = activeView();
+    if (view === null || figures === null || figures.node !== shownScope()) return;
+    view.apply(figures);
   }
+
+  // The overview `/`: KPI tiles, the children's table cells and the latest cases.
+  views.push({
+    badge: "overview-live",
+    badgeClass: "gridcc-live",
+    apply: function (figures) {
+      setText("overview-kpi-open", fmt(figures.open));
+      setText("overview-kpi-active-alarms", fmt(figures.alarms));
+      Object.keys(figures.children).forEach(function (code) {
+        var child = figures.children[code];
+        setText("overview-cell-" + code + "-open", fmt(child.open));
+        setText("overview-cell-" + code + "-active-alarms", fmt(child.alarms));
+      });
+    },
+    items: function (msg) {
+      applyFeed(msg.feed);
+    },
+    reset: function () {
+      liveFeed = [];
+    },
+  });
 
   function markLive() {
     lastMessage = Date.now();
@@ -145,7 +174,8 @@
     if (event.type === "ping" || msg.node !== shownScope()) return;
     remember(msg, event.type === "snapshot");
     reapply();
-    applyFeed(msg.feed);
+    var view = activeView();
+    if (view !== null && view.items) view.items(msg);
   }
 
   function close() {
@@ -165,7 +195,8 @@
     clearTimeout(reopenTimer);
     streamUrl = url;
     lastMessage = Date.now();
-    liveFeed = [];
+    var view = activeView();
+    if (view !== null && view.reset) view.reset(url);
     figures = null;
     source = new EventSource(url);
     source.onopen = markLive;
@@ -201,6 +232,16 @@
       open(url);
     }
   }
+
+  window.gridccLive = {
+    addView: function (view) {
+      views.push(view);
+    },
+    setProps: setProps,
+    setText: setText,
+    fmt: fmt,
+    lang: lang,
+  };
 
   setInterval(watchdog, 1000);
 })();

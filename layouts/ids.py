@@ -29,3 +29,53 @@ def child_row(code: str) -> str:
 def child_cell(code: str, name: str) -> str:
     """Id of the cell showing `name` of the child node `code` (updated live)."""
     return f"overview-cell-{code}-{name.replace('_', '-')}"
+
+
+class App(StrEnum):
+    """Ids of the top-level shell that picks the page from the URL's path."""
+
+    URL = "app-url"
+    PAGE = "app-page"
+
+
+class Wall(StrEnum):
+    """Ids of the command-centre wall `/wall`."""
+
+    URL = "wall-url"
+    VIEWPORT = "wall-viewport"
+    CANVAS = "wall-canvas"
+    TITLE = "wall-title"
+    BREADCRUMB = "wall-breadcrumb"
+    LIVE = "wall-live"
+    CLOCK = "wall-clock"
+    DATE = "wall-date"
+    NOTICE = "wall-notice"
+    KPIS = "wall-kpis"
+    FUNNEL = "wall-funnel"
+    CATEGORIES = "wall-categories"
+    MAP_TITLE = "wall-map-title"
+    MAP = "wall-map"
+    AREAS = "wall-areas"
+    OUTLINE = "wall-outline"
+    LABELS = "wall-labels"
+    LEGEND = "wall-legend"
+    RANKING = "wall-ranking"
+    ALARMS = "wall-alarms"
+    ALARM_LIST = "wall-alarm-list"
+    FEED = "wall-feed"
+    FEED_LIST = "wall-feed-list"
+
+
+def wall_kpi(name: str) -> str:
+    """Id of the wall's KPI tile value showing `name`."""
+    return f"wall-kpi-{name.replace('_', '-')}"
+
+
+def wall_rank_row(code: str) -> str:
+    """Id of the wall's ranking row of the child node `code`."""
+    return f"wall-rank-{code}"
+
+
+def wall_rank_cell(code: str, name: str) -> str:
+    """Id of the wall's ranking cell showing `name` of the child node `code` (updated live)."""
+    return f"wall-rank-{code}-{name.replace('_', '-')}"

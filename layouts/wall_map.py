@@ -1,0 +1,154 @@
+"""The wall's map: the scope's children as polygons coloured by load, with labels; vector only.
+
+Styles and labels are drawn by functions of assets/wall.js (`gridccWall.*`), referenced by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dash_leaflet as dl
+from dash import html
+from dash.development.base_component import Component
+
+from data_sources.wall_geo import Area, bounds_of
+from layouts import ids
+from layouts.i18n import Lang, number, t
+
+EMPTY: dict[str, Any] = {"type": "FeatureCollection", "features": []}
+#: One hue from calm to loaded: cyan → amber → red (never a rainbow).
+STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
+    (0.0, (34, 211, 238)),
+    (0.5, (245, 158, 11)),
+    (1.0, (239, 68, 68)),
+)
+#: Where Kunming is, before the first scope is shown.
+START = (25.04, 102.71)
+
+
+def _js(name: str) -> dict[str, str]:
+    return {"variable": f"gridccWall.{name}"}
+
+
+def map_view(tile_url: str | None) -> Component:
+    """The map, created once per page; the callback swaps its data and viewport on a drill."""
+    layers: list[Component] = []
+    if tile_url:
+        layers.append(dl.TileLayer(url=tile_url, maxZoom=20))
+    layers += [
+        dl.GeoJSON(id=ids.Wall.OUTLINE, data=EMPTY, style=_js("outlineStyle"), interactive=False),
+        dl.GeoJSON(
+            id=ids.Wall.AREAS,
+            data=EMPTY,
+            style=_js("areaStyle"),
+            hoverStyle=_js("areaHover"),
+            bubblingMouseEvents=False,
+        ),
+        dl.GeoJSON(id=ids.Wall.LABELS, data=EMPTY, pointToLayer=_js("label"), interactive=False),
+    ]
+    view: Component = dl.MapContainer(
+        layers,
+        id=ids.Wall.MAP,
+        center=list(START),
+        zoom=10,
+        zoomSnap=0.1,
+        zoomControl=False,
+        attributionControl=False,
+        scrollWheelZoom=False,
+        doubleClickZoom=False,
+        dragging=False,
+        boxZoom=False,
+        keyboard=False,
+        trackViewport=False,
+        className="wall-map",
+        style={"width": "100%", "height": "100%"},
+    )
+    return view
+
+
+def load_colour(value: float, low: float, high: float) -> str:
+    """The colour of a load `value` on a scale from `low` (cyan) to `high` (red), as "#rrggbb".
+
+    The scale spans the siblings' own range, so the differences between them show.
+    """
+    share = 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
+    for (x0, c0), (x1, c1) in zip(STOPS, STOPS[1:], strict=False):
+        if share <= x1:
+            f = (share - x0) / (x1 - x0)
+            rgb = (round(a + (b - a) * f) for a, b in zip(c0, c1, strict=True))
+            return "#" + "".join(f"{v:02x}" for v in rgb)
+    raise AssertionError("unreachable: share is within [0, 1]")
+
+
+def _feature(geometry: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def areas_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[str, Any]:
+    """The children as GeoJSON, each with its code, name, open cases and fill colour."""
+    values = [load.get(a.node.code, 0) for a in areas]
+    low, high = min(values, default=0), max(values, default=0)
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            _feature(
+                a.geometry,
+                {
+                    "code": a.node.code,
+                    "name": a.node.name(lang),
+                    "open": load.get(a.node.code, 0),
+                    "color": load_colour(load.get(a.node.code, 0), low, high),
+                },
+            )
+            for a in areas
+        ],
+    }
+
+
+def labels_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[str, Any]:
+    """A label point per child at its stored surface point (always inside its polygon)."""
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            _feature(
+                {"type": "Point", "coordinates": [a.node.lon, a.node.lat]},
+                {
+                    "code": a.node.code,
+                    "name": a.node.name(lang),
+                    "open": number(load.get(a.node.code, 0)),
+                },
+            )
+            for a in areas
+        ],
+    }
+
+
+def outline_data(outline: Area | None) -> dict[str, Any]:
+    if outline is None:
+        return EMPTY
+    return {"type": "FeatureCollection", "features": [_feature(outline.geometry, {})]}
+
+
+def viewport(areas: list[Area], outline: Area | None) -> dict[str, Any] | None:
+    """Fit the map to the scope (or its children when it has no outline), without animation."""
+    bounds = bounds_of([outline] if outline is not None else areas)
+    if bounds is None:
+        return None
+    west, south, east, north = bounds
+    return {
+        "bounds": [[south, west], [north, east]],
+        "transition": "fitBounds",
+        "options": {"padding": [36, 36], "animate": False},
+    }
+
+
+def legend(values: Iterable[int], lang: Lang) -> list[Component]:
+    """The colour scale on the map: the least … the most loaded child's open cases."""
+    loads = list(values)
+    return [
+        html.Span(t("load_legend", lang), className="wall-legend-label"),
+        html.Span(number(min(loads, default=0)), className="wall-legend-value"),
+        html.Span(className="wall-legend-bar"),
+        html.Span(number(max(loads, default=0)), className="wall-legend-value"),
+    ]

@@ -1,0 +1,243 @@
+"""The wall's panels: status funnel, categories, ranking of the children, alarm ticker, case feed.
+
+The ticker and the feed are rendered here first and then kept current by assets/wall.js, which
+builds the same elements from live items (their `data-initial`, `data-labels` and `data-tz` say how).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dash import dcc, html
+from dash.development.base_component import Component
+
+from data_sources.model import AlarmStatus, AlarmType, CaseStatus, Category
+from data_sources.overview import NodeFigures, Overview
+from data_sources.wall import AlarmItem, CaseItem
+from layouts import ids
+from layouts.i18n import Lang, number, t
+
+RANKED = 10
+
+
+def panel_title_parts(text: str, note: str = "") -> list[Component]:
+    parts: list[Component] = [html.Span(text, className="wall-panel-name")]
+    if note:
+        parts.append(html.Span(note, className="wall-panel-note"))
+    return parts
+
+
+def panel_title(text: str, note: str = "") -> Component:
+    return html.Div(panel_title_parts(text, note), className="wall-panel-title")
+
+
+def _share(part: int, whole: int) -> float:
+    return 0.0 if whole <= 0 else part / whole
+
+
+def funnel_panel(stages: list[tuple[str, int]], lang: Lang, days: int) -> list[Component]:
+    """上报→受理→派遣→处置→结案: bars as wide as each stage's share of the reported cases."""
+    total = stages[0][1] if stages else 0
+    rows = [
+        html.Div(
+            [
+                html.Span(t(f"stage_{stage}", lang), className="wall-funnel-stage"),
+                html.Div(
+                    html.Div(
+                        number(count),
+                        className="wall-funnel-bar",
+                        style={"width": f"{max(_share(count, total), 0.12) * 100:.1f}%"},
+                    ),
+                    className="wall-funnel-track",
+                ),
+                html.Span(f"{_share(count, total) * 100:.0f}%", className="wall-funnel-share"),
+            ],
+            className="wall-funnel-row",
+        )
+        for stage, count in stages
+    ]
+    note = t("window_short", lang, days=days)
+    return [panel_title(t("funnel", lang), note), html.Div(rows, className="wall-funnel-body")]
+
+
+def categories_panel(items: list[tuple[str, int]], lang: Lang, days: int) -> list[Component]:
+    top = max((n for _, n in items), default=0)
+    rows = [
+        html.Div(
+            [
+                html.Span(_category(name, lang), className="wall-bar-label"),
+                html.Div(
+                    html.Div(
+                        className="wall-bar-fill",
+                        style={"width": f"{_share(n, top) * 100:.1f}%"},
+                    ),
+                    className="wall-bar-track",
+                ),
+                html.Span(number(n), className="wall-bar-value"),
+            ],
+            className="wall-bar-row",
+        )
+        for name, n in items
+    ]
+    note = t("window_short", lang, days=days)
+    return [panel_title(t("categories", lang), note), html.Div(rows, className="wall-bars")]
+
+
+def _category(name: str, lang: Lang) -> str:
+    return t(f"cat_{name}", lang) if name in set(Category) else name
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f}%"
+
+
+def _rank_row(child: NodeFigures, alarms: int, lang: Lang, link: str) -> Component:
+    code = child.node.code
+    rate = child.kpis.on_time_rate
+    rank = child.rank
+    return dcc.Link(
+        [
+            html.Span(
+                str(rank) if rank else "—",
+                className="wall-rank-no" + (" wall-rank-top" if rank and rank <= 3 else ""),
+            ),
+            html.Span(child.node.name(lang), className="wall-rank-name"),
+            html.Span(
+                number(child.kpis.open), id=ids.wall_rank_cell(code, "open"), className="wall-num"
+            ),
+            html.Span(
+                number(alarms),
+                id=ids.wall_rank_cell(code, "alarms"),
+                className="wall-num wall-num-amber",
+            ),
+            html.Span(
+                html.Span(style={"width": f"{(rate or 0) * 100:.1f}%"}),
+                className="wall-rank-bar",
+            ),
+            html.Span(_rate(rate), className="wall-num wall-rank-rate"),
+        ],
+        href=link,
+        id=ids.wall_rank_row(code),
+        className="wall-rank-row",
+    )
+
+
+def ranking_panel(
+    overview: Overview, alarms: dict[str, int], lang: Lang, links: dict[str, str]
+) -> list[Component]:
+    """The children ranked by on-time closure (best first), at most `RANKED`; each drills down."""
+    child_level = overview.scope.node.level.child
+    if child_level is None or not overview.children:
+        body: Component = html.Div(t("no_children", lang), className="wall-empty")
+        return [panel_title(t("ranking", lang)), body]
+    ranked = sorted(overview.children, key=lambda c: (c.rank is None, c.rank or 0, c.node.code))
+    head = html.Div(
+        [
+            html.Span("#", className="wall-rank-no"),
+            html.Span(t(f"level_{child_level.value}", lang), className="wall-rank-name"),
+            html.Span(t("open", lang), className="wall-num"),
+            html.Span(t("alarms_short", lang), className="wall-num"),
+            html.Span(t("on_time_short", lang), className="wall-rank-head-rate"),
+        ],
+        className="wall-rank-row wall-rank-head",
+    )
+    rows = [
+        _rank_row(c, alarms.get(c.node.code, 0), lang, links[c.node.code]) for c in ranked[:RANKED]
+    ]
+    half = (len(rows) + 1) // 2
+    columns = [html.Div([head, *rows[:half]], className="wall-rank-col")]
+    if rows[half:]:
+        columns.append(html.Div([head, *rows[half:]], className="wall-rank-col"))
+    return [panel_title(t("ranking", lang)), html.Div(columns, className="wall-rank-cols")]
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat() + "Z"
+
+
+def _hhmm(at: datetime, tz: ZoneInfo) -> str:
+    return at.replace(tzinfo=UTC).astimezone(tz).strftime("%H:%M")
+
+
+def _labels(lang: Lang) -> dict[str, dict[str, str]]:
+    return {
+        "status": {s.value: t(f"status_{s.value}", lang) for s in CaseStatus},
+        "category": {c.value: t(f"cat_{c.value}", lang) for c in Category},
+        "alarm": {a.value: t(f"alarm_{a.value}", lang) for a in AlarmType},
+        "alarm_status": {s.value: t(f"alarm_status_{s.value}", lang) for s in AlarmStatus},
+    }
+
+
+def _live_list(
+    items: list[Component], initial: list[dict[str, Any]], lang: Lang, tz: ZoneInfo, **kw: Any
+) -> Component:
+    data: dict[str, Any] = {
+        "data-initial": json.dumps(initial, ensure_ascii=False),
+        "data-labels": json.dumps(_labels(lang), ensure_ascii=False),
+        "data-tz": str(tz),
+    }
+    return html.Div(items, **kw, **data)
+
+
+def case_item(item: CaseItem, lang: Lang, tz: ZoneInfo) -> Component:
+    """One case line; assets/wall.js `caseItem` builds the same from a live item."""
+    return html.Div(
+        [
+            html.Span(_hhmm(item.at, tz), className="wall-time"),
+            html.Span(
+                t(f"status_{item.status}", lang), className=f"wall-chip wall-chip-{item.status}"
+            ),
+            html.Span(_category(item.category, lang), className="wall-feed-cat"),
+            html.Span(item.title, className="wall-feed-title"),
+        ],
+        key=item.id,
+        className="wall-feed-item",
+    )
+
+
+def feed_panel(cases: list[CaseItem], lang: Lang, tz: ZoneInfo) -> list[Component]:
+    initial = [
+        {"id": c.id, "title": c.title, "category": c.category, "status": c.status, "at": _iso(c.at)}
+        for c in cases
+    ]
+    items = [case_item(c, lang, tz) for c in cases]
+    body = _live_list(items, initial, lang, tz, id=ids.Wall.FEED_LIST, className="wall-list")
+    return [panel_title(t("case_feed", lang)), body]
+
+
+def alarm_item(item: AlarmItem, lang: Lang, tz: ZoneInfo) -> Component:
+    """One alarm line; assets/wall.js `alarmItem` builds the same from a live item."""
+    closed = item.status not in (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
+    return html.Div(
+        [
+            html.Span(className="wall-sev"),
+            html.Span(t(f"alarm_{item.type}", lang), className="wall-alarm-type"),
+            html.Span(item.place, className="wall-alarm-place"),
+            html.Span(t(f"alarm_status_{item.status}", lang), className="wall-alarm-status"),
+            html.Span(_hhmm(item.at, tz), className="wall-time"),
+        ],
+        key=item.id,
+        className=f"wall-alarm-item wall-sev-{item.severity}" + (" wall-closed" if closed else ""),
+    )
+
+
+def alarm_panel(alarms: list[AlarmItem], lang: Lang, tz: ZoneInfo) -> list[Component]:
+    initial = [
+        {
+            "id": a.id,
+            "type": a.type,
+            "severity": a.severity,
+            "status": a.status,
+            "at": _iso(a.at),
+            "place": a.place,
+        }
+        for a in alarms
+    ]
+    items: list[Component] = [alarm_item(a, lang, tz) for a in alarms]
+    if not items:
+        items = [html.Div(t("no_alarms", lang), className="wall-empty")]
+    body = _live_list(items, initial, lang, tz, id=ids.Wall.ALARM_LIST, className="wall-list")
+    return [panel_title(t("alarm_ticker", lang)), body]
