@@ -43,6 +43,7 @@ from data_sources.live import LiveState, load_live_state
 from data_sources.pipeline import ProjectorLoop
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.stream import live_router
+from data_sources.wall import ON_DUTY
 from layouts import overview as overview_layout
 from layouts import pages
 
@@ -141,7 +142,11 @@ class Services:
             return
         with self.sessions() as session:
             self.directory = load_directory(session=session)
-            self.live = load_live_state(session=session, root_id=self.directory.root_id)
+            self.live = load_live_state(
+                session=session,
+                root_id=self.directory.root_id,
+                positions_since=self.clock() - ON_DUTY,
+            )
         log.info(
             "directory: %d nodes, %d cameras, %d workers",
             len(self.directory.nodes),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from data_sources.model import FACT_LEVELS, AlarmStatus
 from data_sources.projector import PositionFix, Projection
-from data_sources.schema import AlarmRow, CaseRow
+from data_sources.schema import AlarmRow, CaseRow, PositionRow, WorkerRow
 
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
 
@@ -102,10 +103,39 @@ def open_alarms_from_sql(*, session: Session, root_id: int | None) -> dict[int, 
     return counts
 
 
-def load_live_state(*, session: Session, root_id: int | None) -> LiveState:
-    """Live state rebuilt from SQL (latest positions come from the feed as it runs)."""
+def latest_positions_from_sql(*, session: Session, since: datetime) -> dict[int, PositionFix]:
+    """The newest fix of each worker that reported since `since`, by worker id."""
+    newest = (
+        select(PositionRow.worker_id, func.max(PositionRow.ts).label("ts"))
+        .where(PositionRow.ts >= since)
+        .group_by(PositionRow.worker_id)
+        .subquery()
+    )
+    ancestors = [getattr(WorkerRow, f"{level.value}_id") for level in FACT_LEVELS[:-1]]
+    query = (
+        select(PositionRow.worker_id, PositionRow.ts, PositionRow.lon, PositionRow.lat)
+        .add_columns(WorkerRow.code, *ancestors)
+        .join(
+            newest, (PositionRow.worker_id == newest.c.worker_id) & (PositionRow.ts == newest.c.ts)
+        )
+        .join(WorkerRow, WorkerRow.id == PositionRow.worker_id)
+    )
+    fixes: dict[int, PositionFix] = {}
+    for row in session.execute(query):
+        path = tuple(int(i) for i in row[5:] if i is not None)
+        fixes[row.worker_id] = PositionFix(row.worker_id, path, row.ts, row.lon, row.lat, row.code)
+    return fixes
+
+
+def load_live_state(
+    *, session: Session, root_id: int | None, positions_since: datetime | None = None
+) -> LiveState:
+    """Live state rebuilt from SQL; with `positions_since`, each worker's newest fix since then
+    (so a restarted wall does not show its grid workers off duty until their next fix)."""
     state = LiveState(root_id)
     for node, counts in case_counts_from_sql(session=session, root_id=root_id).items():
         state.case_counts[node] = Counter(counts)
     state.open_alarms.update(open_alarms_from_sql(session=session, root_id=root_id))
+    if positions_since is not None:
+        state.positions = latest_positions_from_sql(session=session, since=positions_since)
     return state
