@@ -158,7 +158,7 @@ def demo(
     services = Services.create(settings)
     db.upgrade(services.engine)
     if not _is_seeded(services.engine):
-        typer.echo("empty database: seeding the Kunming demo city (about a minute)…")
+        typer.echo("empty database: seeding the Kunming demo city (about 20 s on 2 cores)…")
         as_of = utc_now().replace(second=0, microsecond=0) - timedelta(minutes=1)
         report = seed_city(
             services.engine, seed=seed, as_of=as_of, tz=services.tz, progress=ProgressBar()

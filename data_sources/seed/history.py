@@ -6,10 +6,12 @@ lifecycle runs past `as_of` are still open at `as_of`, so the open and overdue c
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from functools import cache
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -95,8 +97,62 @@ def _choice(rng: np.random.Generator, options: dict[Any, float], n: int) -> list
     return [keys[i] for i in rng.choice(len(keys), n, p=p / p.sum())]
 
 
+class _Options(NamedTuple):
+    """Options with the cumulative probabilities `Generator.choice` would compute for them."""
+
+    keys: list[Any]
+    cdf: list[float]
+
+    @classmethod
+    def of(cls, options: dict[Any, float]) -> _Options:
+        p = np.array(list(options.values()))
+        cdf = (p / p.sum()).cumsum()
+        cdf /= cdf[-1]
+        return cls(list(options), cdf.tolist())
+
+    def pick(self, rng: np.random.Generator) -> Any:
+        """The same draw as `_choice(rng, options, 1)[0]` (one uniform), without its set-up."""
+        return self.keys[bisect_right(self.cdf, rng.random())]
+
+
+_RESOLVED = _Options.of(RESOLVED)
+_SATISFACTION = _Options.of(SATISFACTION)
+
+
+@cache
+def _log(median: float) -> float:
+    """The lognormal location of a median, `np.log(median)`, computed once."""
+    return float(np.log(median))
+
+
 def _minutes(rng: np.random.Generator, median: float, sigma: float = 0.6) -> timedelta:
-    return timedelta(minutes=float(rng.lognormal(np.log(median), sigma)))
+    return timedelta(minutes=rng.lognormal(_log(median), sigma))
+
+
+class _Site(NamedTuple):
+    """A building as cases need it, in plain Python values (numpy scalars are slow one by one)."""
+
+    building_id: int
+    ancestors: tuple[int, int, int, int]
+    lon: float
+    lat: float
+    name: str
+    workers: list[tuple[int, str]]
+
+
+def _sites(buildings: Buildings, workers_by_grid: dict[int, list[tuple[int, str]]]) -> list[_Site]:
+    nobody = [(0, "网格员")]
+    return [
+        _Site(b, (a[0], a[1], a[2], a[3]), lon, lat, name, workers_by_grid.get(a[3], nobody))
+        for b, a, lon, lat, name in zip(
+            buildings.ids.tolist(),
+            buildings.ancestors.tolist(),
+            buildings.lon.tolist(),
+            buildings.lat.tolist(),
+            buildings.names,
+            strict=True,
+        )
+    ]
 
 
 def case_history(
@@ -115,28 +171,26 @@ def case_history(
     start_local = (as_of + offset).replace(hour=0, minute=0, second=0) - timedelta(days=days - 1)
     hour_p = HOURLY / HOURLY.sum()
     weights = buildings.households / buildings.households.sum()
+    sites = _sites(buildings, workers_by_grid)
     for day in range(days):
         day_local = start_local + timedelta(days=day)
         rate = per_day * (0.8 if day_local.weekday() >= 5 else 1.06)
         n = int(rng.poisson(rate))
         hours = rng.choice(24, n, p=hour_p)
-        seconds = np.sort(hours * 3600 + rng.integers(0, 3600, n))
-        where = rng.choice(len(buildings.ids), n, p=weights)
+        seconds = np.sort(hours * 3600 + rng.integers(0, 3600, n)).tolist()
+        where = rng.choice(len(buildings.ids), n, p=weights).tolist()
         channels = _choice(rng, CHANNELS, n)
         categories = _choice(rng, CATEGORIES, n)
         for i in range(n):
-            reported = day_local + timedelta(seconds=int(seconds[i])) - offset
+            reported = day_local + timedelta(seconds=seconds[i]) - offset
             if reported > as_of:
                 return
-            b = int(where[i])
             yield _lifecycle(
                 case_id=f"{district_code}-{day_local:%Y%m%d}-{i + 1:05d}",
                 reported=reported,
                 channel=channels[i],
                 category=categories[i],
-                building=b,
-                buildings=buildings,
-                workers=workers_by_grid.get(int(buildings.ancestors[b, 3]), [(0, "网格员")]),
+                site=sites[where[i]],
                 as_of=as_of,
                 tz=tz,
                 rng=rng,
@@ -149,14 +203,12 @@ def _lifecycle(
     reported: datetime,
     channel: Channel,
     category: Category,
-    building: int,
-    buildings: Buildings,
-    workers: list[tuple[int, str]],
+    site: _Site,
     as_of: datetime,
     tz: tzinfo,
     rng: np.random.Generator,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    worker_id, worker = workers[int(rng.integers(len(workers)))]
+    worker_id, worker = site.workers[int(rng.integers(len(site.workers)))]
     reporter = worker if channel is Channel.GRID_WORKER else f"channel:{channel.value}"
     steps: list[tuple[CaseAction, datetime, str]] = [(CaseAction.REPORT, reported, reporter)]
     reviewed = reported + _minutes(rng, 25)
@@ -169,13 +221,13 @@ def _lifecycle(
         dispatched = reviewed + _minutes(rng, 12)
         steps.append((CaseAction.DISPATCH, dispatched, "指挥中心派遣员"))
         window = max(due - dispatched, timedelta(minutes=30))
-        handled = dispatched + window * float(rng.lognormal(np.log(0.45), 0.55))
+        handled = dispatched + window * rng.lognormal(_log(0.45), 0.55)
         deferred = rng.random() < P_DEFER
         if deferred:
             steps.append(
                 (CaseAction.DEFER, dispatched + (handled - dispatched) * 0.3, "街道分中心")
             )
-            handled += window * float(rng.uniform(0.5, 2.5))
+            handled += window * rng.uniform(0.5, 2.5)
         steps.append((CaseAction.HANDLE, handled, worker))
         if not deferred and handled > due:
             steps.append((CaseAction.SUPERVISE, due, "区督查员"))
@@ -183,7 +235,7 @@ def _lifecycle(
             reworked = True
             rework = handled + _minutes(rng, 90)
             steps.append((CaseAction.REWORK, rework, "街道监督员"))
-            handled = rework + window * float(rng.uniform(0.2, 0.6))
+            handled = rework + window * rng.uniform(0.2, 0.6)
             steps.append((CaseAction.HANDLE, handled, worker))
         late = handled > due
         closed = handled + _minutes(rng, 120)
@@ -191,11 +243,9 @@ def _lifecycle(
         if rng.random() < P_EVALUATE:
             steps.append((CaseAction.EVALUATE, closed + _minutes(rng, 900), "回访专员"))
     steps.sort(key=lambda step: step[1])
-    resolved = _choice(rng, RESOLVED, 1)[0]
+    resolved = _RESOLVED.pick(rng)
     bad = 0.03 + 0.08 * late + 0.1 * reworked
-    satisfaction = (
-        Satisfaction.DISSATISFIED if rng.random() < bad else _choice(rng, SATISFACTION, 1)[0]
-    )
+    satisfaction = Satisfaction.DISSATISFIED if rng.random() < bad else _SATISFACTION.pick(rng)
     case_steps = [
         CaseStep(
             id=f"{case_id}-{i}",
@@ -210,22 +260,22 @@ def _lifecycle(
     ]
     state = replay_case(case_steps, category=category, tz=tz)
     assert state is not None  # the report is at or before as_of by construction
-    a = buildings.ancestors[building]
+    a = site.ancestors
     description = DESCRIPTIONS[category][int(rng.integers(len(DESCRIPTIONS[category])))]
     row: dict[str, Any] = {
         "id": case_id,
-        "title": f"{buildings.names[building]} {description}",
+        "title": f"{site.name} {description}",
         "channel": channel.value,
         "category": category.value,
-        "lon": round(float(buildings.lon[building] + rng.normal(0, 2e-4)), 6),
-        "lat": round(float(buildings.lat[building] + rng.normal(0, 2e-4)), 6),
+        "lon": round(site.lon + rng.normal(0, 2e-4), 6),
+        "lat": round(site.lat + rng.normal(0, 2e-4), 6),
         **case_columns(state),
         "worker_id": worker_id if state.dispatched_at is not None and worker_id else None,
         "alarm_id": None,
-        "district_id": int(a[0]),
-        "street_id": int(a[1]),
-        "community_id": int(a[2]),
-        "grid_id": int(a[3]),
-        "building_id": int(buildings.ids[building]),
+        "district_id": a[0],
+        "street_id": a[1],
+        "community_id": a[2],
+        "grid_id": a[3],
+        "building_id": site.building_id,
     }
     return row, case_event_rows(case_id, case_steps, state)
