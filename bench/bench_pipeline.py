@@ -32,7 +32,7 @@ from data_sources.directory import load_directory
 from data_sources.events import Event, encode
 from data_sources.ingest import Ingestor
 from data_sources.live import load_live_state
-from data_sources.pipeline import GROUP, ProjectorLoop
+from data_sources.pipeline import GROUP, ProjectorLoop, tune_gc
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, SimPlaces, as_raw
 
@@ -122,6 +122,7 @@ async def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     args = parser.parse_args()
     n = 5_000 if args.short else args.events
+    tune_gc()  # as the app does when it starts its projector
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

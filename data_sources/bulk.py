@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Dialect, Select, Table, bindparam
+from sqlalchemy import ColumnElement, DateTime, Dialect, Select, Table, bindparam
 from sqlalchemy.engine import Row as ResultRow
 from sqlalchemy.orm import Session
 
@@ -45,7 +44,7 @@ def insert_rows(
     connection = session.connection()
     columns = tuple(rows[0])
     sql = _insert_sql(connection.dialect, table, columns, skip_conflicts_on)
-    connection.exec_driver_sql(sql, _tuples(connection.dialect, rows, columns))
+    connection.exec_driver_sql(sql, _tuples(connection.dialect, table, rows, columns))
 
 
 def update_rows(session: Session, table: Table, rows: Sequence[Row], *, key: str = "id") -> None:
@@ -54,20 +53,35 @@ def update_rows(session: Session, table: Table, rows: Sequence[Row], *, key: str
     for row in rows:
         by_columns[tuple(c for c in row if c != key)].append(row)
     connection = session.connection()
+    by_columns.pop((), None)  # nothing to set
     for columns, group in by_columns.items():
         sql = _update_sql(connection.dialect, table, columns, key)
-        connection.exec_driver_sql(sql, _tuples(connection.dialect, group, (*columns, key)))
+        connection.exec_driver_sql(sql, _tuples(connection.dialect, table, group, (*columns, key)))
 
 
 def _tuples(
-    dialect: Dialect, rows: Sequence[Row], columns: tuple[str, ...]
+    dialect: Dialect, table: Table, rows: Sequence[Row], columns: tuple[str, ...]
 ) -> list[tuple[Any, ...]]:
+    values = [tuple(row[c] for c in columns) for row in rows]
     if dialect.name != "sqlite":
-        return [tuple(row[c] for c in columns) for row in rows]
-    return [
-        tuple(v.isoformat(" ", "microseconds") if type(v) is datetime else v for v in values)
-        for values in ([row[c] for c in columns] for row in rows)
-    ]
+        return values
+    at = _datetime_positions(table, columns)
+    if not at:
+        return values
+    converted = []
+    for row in values:
+        fixed = list(row)
+        for i in at:
+            if fixed[i] is not None:
+                fixed[i] = fixed[i].isoformat(" ", "microseconds")
+        converted.append(tuple(fixed))
+    return converted
+
+
+@lru_cache(maxsize=256)
+def _datetime_positions(table: Table, columns: tuple[str, ...]) -> tuple[int, ...]:
+    """Where in `columns` the DateTime columns are: only those need converting for SQLite."""
+    return tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, DateTime))
 
 
 def _mark(dialect: Dialect) -> str:

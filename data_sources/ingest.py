@@ -194,28 +194,28 @@ class Ingestor:
         return positions
 
 
+def source_of(key: str | None, api_keys: dict[str, str]) -> str:
+    """The name of the source whose API key `key` is; 401 when there is none."""
+    if not api_keys:
+        raise HTTPException(401, "ingest is disabled: no API keys are configured (GRIDCC_API_KEYS)")
+    if not key:
+        raise HTTPException(401, "missing X-API-Key header")
+    for source, expected in api_keys.items():
+        if hmac.compare_digest(key.encode(), expected.encode()):
+            return source
+    raise HTTPException(401, "invalid API key")
+
+
 def ingest_router(ingestor: Callable[[], Ingestor], api_keys: dict[str, str]) -> APIRouter:
     """Routes under /api/v1; `api_keys` maps each source's name to its key."""
     router = APIRouter(prefix="/api/v1", tags=["ingest"])
-
-    def source_of(key: str | None) -> str:
-        if not api_keys:
-            raise HTTPException(
-                401, "ingest is disabled: no API keys are configured (GRIDCC_API_KEYS)"
-            )
-        if not key:
-            raise HTTPException(401, "missing X-API-Key header")
-        for source, expected in api_keys.items():
-            if hmac.compare_digest(key.encode(), expected.encode()):
-                return source
-        raise HTTPException(401, "invalid API key")
 
     @router.post("/events", status_code=status.HTTP_202_ACCEPTED)
     async def post_events(
         request: Request, x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
         """Accept one event or a JSON array of up to 1,000 events."""
-        source = source_of(x_api_key)
+        source = source_of(x_api_key, api_keys)
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             raise HTTPException(413, f"body of {len(body)} bytes is over {MAX_BODY_BYTES}")

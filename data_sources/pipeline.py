@@ -8,6 +8,7 @@ which already holds everything applied before the crash.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -20,12 +21,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from data_sources.bus import Bus, Delivery
 from data_sources.directory import Directory
-from data_sources.events import Event, decode
+from data_sources.events import Event, decode, decode_many
 from data_sources.live import LiveState
 from data_sources.projector import Projection, project
 
 log = logging.getLogger(__name__)
 GROUP = "projector"
+#: Allocations between first-generation garbage collections while the projector runs. Each event
+#: makes dozens of short-lived objects (refcounting frees nearly all of them), so at the default
+#: 700 the collector ran every few events and, scanning the long-lived directory and live state
+#: in its older generations, took about a third of the projector's CPU (story mix: 9,700 → 14,000
+#: events/s of CPU with 10,000; the same as with the collector off).
+GC_GEN0 = 10_000
+
+
+def tune_gc() -> None:
+    """Set the process's collector for a projector's allocation pattern (see `GC_GEN0`)."""
+    gc.set_threshold(GC_GEN0, *gc.get_threshold()[1:])
+
+
 #: A consumer's pending entries older than this are taken over by another (it crashed).
 STALE_MS = 30_000
 
@@ -85,6 +99,13 @@ class ProjectorLoop:
         return len(deliveries)
 
     def _decode(self, deliveries: list[Delivery]) -> list[Event]:
+        try:
+            events = decode_many([d.data for d in deliveries])
+            # An entry holding two objects ("{…},{…}", invalid alone) would decode as two events.
+            if len(events) == len(deliveries):
+                return events
+        except ValidationError:
+            pass  # find the bad entry (or entries) one by one
         events = []
         for delivery in deliveries:
             try:

@@ -162,3 +162,34 @@ async def test_simulator_publishes_valid_events_through_ingest(
         await asyncio.sleep(0.01)
     task.cancel()
     assert sum(batches) == simulator.published == await bus.length()
+
+
+@pytest.mark.anyio
+async def test_an_undecodable_entry_is_dropped_and_its_batch_still_projected(
+    city: tuple[Engine, Directory, SimPlaces], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch is decoded in one call; one bad entry (a foreign writer) must not cost the others."""
+    engine, directory, places = city
+    factory = EventFactory(places, directory, np.random.default_rng(9), prefix=uuid.uuid4().hex[:8])
+    events = [factory.position(AS_OF + timedelta(minutes=1)) for _ in range(5)]
+    payloads = [encode(e) for e in events]
+    payloads.insert(2, b'{"kind": "worker.position", "id": 7}')
+    bus = MemoryBus()
+    await bus.publish(payloads)
+    await bus.ensure_group(GROUP)
+    with Session(engine) as session:
+        live = load_live_state(session=session, root_id=directory.root_id)
+    loop = ProjectorLoop(bus, sessionmaker(engine), lambda: directory, live, TZ, block_ms=10)
+    assert await loop.step() == 6
+    assert loop.applied == 5
+    assert await bus.pending_count(GROUP) == 0
+    assert "undecodable bus entry" in caplog.text
+    with Session(engine) as session:
+        stored = session.scalar(
+            select(func.count())
+            .select_from(PositionRow)
+            .where(PositionRow.event_id.in_([e.id for e in events]))
+        )
+    assert stored == 5
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM positions WHERE event_id NOT LIKE 'seed-%'"))
