@@ -3,7 +3,14 @@
  * - The stream follows the page's scope: a drill changes the URL, the watchdog sees it and reopens.
  * - EventSource stays CLOSED after a non-200 answer (a proxy's 503 during a deploy): we reopen it
  *   ourselves with backoff, forever.
- * - No message and no ping for two heartbeats: show "offline since", keep the last numbers, reopen.
+ * - The badge has three states: live (● 实时); delayed (● 延迟 n 秒: messages arrive, but their data
+ *   are more than DELAYED_MS older than the stream's best, or no message came for more than a
+ *   heartbeat); stale (● 数据已过期 自 hh:mm:ss: the stream failed, or no message and no ping for two
+ *   heartbeats): the last numbers are kept (dimmed by the page's CSS) and the stream is reopened.
+ *   The state's class suffix is "live", "delayed" or "offline" (kept for the pages' CSS).
+ * - Delay is measured without trusting the two clocks to agree: every message carries `at`, the
+ *   server's ms when its data were current; (arrival − at) minus its minimum over the last few
+ *   minutes is how late the data are (the minimum is a lower bound of the clock offset + network).
  * - A message from a new build of the server (its id differs from the page's meta tag) reloads the page.
  * - Figures are applied only for the scope the page shows (its content's data-scope), and re-applied
  *   after a re-render, so a snapshot that arrives before the content keeps its numbers.
@@ -20,8 +27,15 @@
   var lastMessage = 0;
   var heartbeatMs = 15000;
   var backoffMs = 1000;
+  var reconnectMaxMs = 5000; // the server's `reconnect_max`: recovery stays quick after long outages
   var reopenTimer = null;
   var offlineSince = null;
+  var DELAYED_MS = 5000;
+  var SKEW_WINDOW_MS = 120000;
+  var skew = { now: null, previous: null, since: 0 }; // min(arrival − at) in this and the last window
+  var lagMs = 0;
+  var heard = false; // the current stream has answered (opened or sent a message)
+  var shownBadge = null;
   var liveFeed = [];
   var figures = null; // {node, open, alarms, children: {code: {open, alarms}}} of the shown scope
 
@@ -59,64 +73,133 @@
     }
   }
 
+  // A live figure is written straight into its element's text: a set_props makes Dash's renderer
+  // re-check every component of the page (three store updates, each running every component's
+  // selector), which on a big page costs milliseconds per figure and, with 20 walls on one
+  // machine, was most of the browser's time. React keeps the element: a re-render with the same
+  // props leaves the text alone, a new layout (a drill) brings its own figures, and `reapply`
+  // writes the live ones again. Elements with children elements still go through set_props.
   function setText(id, text) {
     var el = document.getElementById(id);
-    if (el && el.textContent !== text) setProps(id, { children: text });
+    if (el === null || el.textContent === text) return;
+    if (el.childElementCount === 0) {
+      el.textContent = text;
+    } else {
+      setProps(id, { children: text });
+    }
   }
 
   function fmt(n) {
     return Number(n).toLocaleString("en-US");
   }
 
-  function badge(state) {
+  function badge(state, delaySeconds) {
     var view = activeView();
     if (view === null) return;
     var en = lang() === "en";
     var text;
     if (state === "live") {
       text = en ? "● Live" : "● 实时";
+    } else if (state === "delayed") {
+      text = en ? "● Delayed " + delaySeconds + " s" : "● 延迟 " + delaySeconds + " 秒";
     } else {
-      var t = offlineSince ? offlineSince.toLocaleTimeString("en-GB") : "";
-      text = (en ? "● Offline since " : "● 离线 自 ") + t;
+      // In the command centre's time, as the page's clock (data-tz), not the screen's.
+      var clock = document.querySelector("[data-tz]");
+      var tz = clock ? clock.getAttribute("data-tz") || undefined : undefined;
+      var t = offlineSince ? offlineSince.toLocaleTimeString("en-GB", { timeZone: tz, hourCycle: "h23" }) : "";
+      text = (en ? "● Stale since " : "● 数据已过期 自 ") + t;
     }
-    setProps(view.badge, { children: text, className: view.badgeClass + " " + view.badgeClass + "-" + state });
+    var className = view.badgeClass + " " + view.badgeClass + "-" + state;
+    var el = document.getElementById(view.badge);
+    var key = view.badge + "|" + text + "|" + className;
+    // Once per message at most, and only when it changes: no re-render per delta for a badge.
+    if (el && key === shownBadge && el.textContent === text) return;
+    shownBadge = key;
+    setProps(view.badge, { children: text, className: className });
     if (view.state) view.state(state);
   }
 
-  function feedItem(item) {
-    return {
-      type: "Div",
-      namespace: "dash_html_components",
-      props: {
-        className: "gridcc-feed-item" + (item.new ? " gridcc-feed-new" : ""),
-        children: [
-          { type: "Span", namespace: "dash_html_components",
-            props: { className: "gridcc-feed-status", children: item.status_label || item.status } },
-          { type: "Span", namespace: "dash_html_components",
-            props: { className: "gridcc-feed-title", children: item.title } },
-        ],
-      },
-    };
+  // How late the data of a message stamped `at` (server ms) are, net of the clocks' offset.
+  function measureLag(at) {
+    var now = Date.now();
+    var seen = now - at;
+    if (now - skew.since > SKEW_WINDOW_MS) {
+      skew.previous = skew.now;
+      skew.now = null;
+      skew.since = now;
+    }
+    if (skew.now === null || seen < skew.now) skew.now = seen;
+    var best = skew.previous === null ? skew.now : Math.min(skew.now, skew.previous);
+    lagMs = Math.max(0, seen - best);
+  }
+
+  // Live or delayed (the stream is up): from the last message's lag and the silence since it.
+  function showFreshness() {
+    if (offlineSince !== null || !heard) return; // stale, or nothing to say yet
+    var silence = Date.now() - lastMessage - heartbeatMs;
+    var late = Math.max(lagMs > DELAYED_MS ? lagMs : 0, silence > 1000 ? silence : 0);
+    if (late > 0) badge("delayed", Math.round(late / 1000));
+    else badge("live");
+  }
+
+  var FEED_LENGTH = 10;
+
+  function feedItem(item, labels) {
+    var row = document.createElement("div");
+    row.className = "gridcc-feed-item" + (item.new ? " gridcc-feed-new" : "");
+    var status = document.createElement("span");
+    status.className = "gridcc-feed-status";
+    status.textContent = labels[item.status] || item.status;
+    var title = document.createElement("span");
+    title.className = "gridcc-feed-title";
+    title.textContent = item.title;
+    row.appendChild(status);
+    row.appendChild(title);
+    return row;
+  }
+
+  function parsed(el, name, fallback) {
+    try {
+      return JSON.parse(el.getAttribute(name) || fallback);
+    } catch (e) {
+      return JSON.parse(fallback);
+    }
+  }
+
+  // The overview's feed is rendered here, not by Dash (layouts/overview.py says why): the scope's
+  // latest cases from the page (`data-initial`), below the ones that came live since.
+  var renderedFeed = null; // [element, its data-initial, live items] as last rendered
+
+  function renderFeed() {
+    var el = document.getElementById("overview-feed");
+    if (el === null) return;
+    var initial = el.getAttribute("data-initial") || "[]";
+    if (renderedFeed !== null && renderedFeed[0] === el && renderedFeed[1] === initial &&
+        renderedFeed[2] === liveFeed) return;
+    renderedFeed = [el, initial, liveFeed];
+    var labels = parsed(el, "data-labels", "{}");
+    var items = liveFeed.concat(parsed(el, "data-initial", "[]")).slice(0, FEED_LENGTH);
+    var rows = document.createDocumentFragment();
+    items.forEach(function (item) {
+      rows.appendChild(feedItem(item, labels));
+    });
+    if (!items.length) rows.appendChild(document.createTextNode(el.getAttribute("data-empty") || ""));
+    el.replaceChildren(rows);
   }
 
   function applyFeed(items) {
     if (!items || !items.length) return;
-    var el = document.getElementById("overview-feed");
-    if (!el) return;
-    var initial = [];
-    try {
-      initial = JSON.parse(el.dataset.initial || "[]");
-    } catch (e) {
-      initial = [];
-    }
-    liveFeed = items.slice().reverse().concat(liveFeed).slice(0, 10);
-    var labels = JSON.parse(el.dataset.labels || "{}");
-    var all = liveFeed.concat(initial).slice(0, 10).map(function (it) {
-      it.status_label = labels[it.status] || it.status;
-      return feedItem(it);
-    });
-    setProps("overview-feed", { children: all });
+    liveFeed = items.slice().reverse().concat(liveFeed).slice(0, FEED_LENGTH);
+    renderFeed();
   }
+
+  // Render the feed as soon as Dash puts it (or a new scope's) on the page, not a second later.
+  new MutationObserver(renderFeed).observe(document, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["data-initial"],
+  });
 
   function remember(msg, full) {
     if (full || figures === null || figures.node !== msg.node) {
@@ -153,24 +236,28 @@
     },
     reset: function () {
       liveFeed = [];
+      renderFeed();
     },
   });
 
   function markLive() {
+    heard = true;
     lastMessage = Date.now();
     backoffMs = 1000;
     offlineSince = null;
-    badge("live");
+    showFreshness();
   }
 
   function onMessage(event) {
-    markLive();
     var msg = JSON.parse(event.data);
+    if (typeof msg.at === "number") measureLag(msg.at);
+    markLive();
     if (msg.build && pageBuild() !== null && msg.build !== pageBuild()) {
       window.location.reload(); // a new build is serving: load its page
       return;
     }
     if (msg.heartbeat) heartbeatMs = msg.heartbeat * 1000;
+    if (msg.reconnect_max) reconnectMaxMs = msg.reconnect_max * 1000;
     if (event.type === "ping" || msg.node !== shownScope()) return;
     remember(msg, event.type === "snapshot");
     reapply();
@@ -195,6 +282,9 @@
     clearTimeout(reopenTimer);
     streamUrl = url;
     lastMessage = Date.now();
+    lagMs = 0;
+    heard = false;
+    skew = { now: null, previous: null, since: Date.now() }; // a new path may have a new offset
     var view = activeView();
     if (view !== null && view.reset) view.reset(url);
     figures = null;
@@ -206,11 +296,13 @@
     source.onerror = function () {
       markOffline();
       if (source && source.readyState === EventSource.CLOSED) {
-        // The browser gave up (non-200 answer): reopen ourselves, with backoff, forever.
+        // The browser gave up (non-200 answer): reopen ourselves, with backoff, forever. The cap
+        // is low (5 s by default): however long the outage, the page is back soon after the server;
+        // the jitter spreads a room of walls.
         reopenTimer = setTimeout(function () {
           open(streamUrl);
-        }, backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 30000);
+        }, backoffMs * (0.8 + 0.4 * Math.random()));
+        backoffMs = Math.min(backoffMs * 2, reconnectMaxMs);
       }
     };
   }
@@ -219,6 +311,7 @@
     var url = wantedUrl();
     if (url === null) {
       close();
+      clearTimeout(reopenTimer); // a backoff still pending would reopen a stream nobody wants
       streamUrl = null;
       return;
     }
@@ -230,7 +323,9 @@
     if (Date.now() - lastMessage > 2 * heartbeatMs) {
       markOffline();
       open(url);
+      return;
     }
+    showFreshness(); // a missed heartbeat turns the badge amber before it turns red
   }
 
   window.gridccLive = {

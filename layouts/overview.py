@@ -220,33 +220,24 @@ def content(overview: Overview, lang: Lang, tz: ZoneInfo, window_days: int) -> C
     )
 
 
-def feed_item(item: FeedItem, lang: Lang) -> Component:
-    return html.Div(
-        [
-            html.Span(t(f"status_{item.status}", lang), className="gridcc-feed-status"),
-            html.Span(item.title, className="gridcc-feed-title"),
-        ],
-        className="gridcc-feed-item",
-    )
-
-
 def feed_panel(items: list[FeedItem], lang: Lang) -> Component:
-    """The latest cases of the scope; new ones are prepended live by assets/live.js."""
+    """The latest cases of the scope, as data: assets/live.js renders them and prepends new ones.
+
+    The list's elements belong to live.js, not to Dash: a `set_props` of the list on every delta
+    made Dash's renderer re-check every component of the page, most of a browser's work with many
+    pages open. Dash renders the element with no children, so React never touches what is in it.
+    """
     initial = [{"id": i.id, "title": i.title, "status": i.status} for i in items]
     labels = {s.value: t(f"status_{s.value}", lang) for s in CaseStatus}
     data: dict[str, Any] = {
         "data-initial": json.dumps(initial, ensure_ascii=False),
         "data-labels": json.dumps(labels, ensure_ascii=False),
+        "data-empty": t("no_feed", lang),
     }
     return html.Div(
         [
             html.H5(t("feed", lang), className="mt-2"),
-            html.Div(
-                [feed_item(i, lang) for i in items] or t("no_feed", lang),
-                id=ids.Overview.FEED,
-                className="gridcc-feed",
-                **data,
-            ),
+            html.Div(id=ids.Overview.FEED, className="gridcc-feed", **data),
         ]
     )
 
