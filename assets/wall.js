@@ -1,6 +1,7 @@
 /* gridcc wall `/wall`: scale the 1920×1080 canvas to the screen, tick the clock, hide an idle cursor,
- * draw the map's areas and labels, drill on a polygon click, and apply live items (the stream itself
- * is assets/live.js's: this adds the wall's view to it).
+ * drill on a polygon click, and apply live items (the stream itself is assets/live.js's: this adds
+ * the wall's view to it; the map's drawing and live layers are assets/wall_map.js's, the carousel
+ * assets/wall_carousel.js's).
  */
 (function () {
   "use strict";
@@ -20,18 +21,36 @@
 
   // ------------------------------------------------------------------ canvas scale
   // CSS variables on <html>: the canvas uses them whenever it is (re-)rendered.
+  // Ultra-wide walls (32:9, 48:9, LED walls): letterboxing 16:9 would leave most of the screen
+  // black, so from WIDE_FROM the canvas grows wider in design px, as wide as the screen (up to
+  // WIDE_MAX), 1080 high, and assets/wall.css lays the panels out for it (`data-wall-aspect`).
+  var WIDE_FROM = 2.2;
+  var WIDE_MAX = 7680;
+
+  function designWidth(vw, vh, mode) {
+    if (mode !== "letterbox" || !(vh > 0) || vw / vh < WIDE_FROM) return W;
+    return Math.min(Math.floor((H * vw) / vh), WIDE_MAX);
+  }
+
   function fit() {
     var vw = window.innerWidth;
     var vh = window.innerHeight;
     var mode = param("fit") || "letterbox";
-    var sx = vw / W;
+    var w = designWidth(vw, vh, mode);
+    var aspect = w > W ? "wide" : null;
+    if (root.getAttribute("data-wall-aspect") !== aspect) {
+      if (aspect) root.setAttribute("data-wall-aspect", aspect);
+      else root.removeAttribute("data-wall-aspect");
+    }
+    root.style.setProperty("--wall-w", w + "px");
+    var sx = vw / w;
     var sy = vh / H;
     if (mode === "letterbox") sx = sy = Math.min(sx, sy);
     else if (mode === "width") sy = sx;
     else if (mode === "height") sx = sy;
     root.style.setProperty("--wall-sx", String(sx));
     root.style.setProperty("--wall-sy", String(sy));
-    root.style.setProperty("--wall-x", (vw - W * sx) / 2 + "px");
+    root.style.setProperty("--wall-x", (vw - w * sx) / 2 + "px");
     root.style.setProperty("--wall-y", (vh - H * sy) / 2 + "px");
   }
 
@@ -80,75 +99,6 @@
     tick();
   }, 1000);
 
-  // ------------------------------------------------------------------ map
-  function escapeHtml(text) {
-    var div = document.createElement("div");
-    div.textContent = text;
-    return div.innerHTML;
-  }
-
-  // Labels that would overlap a more loaded neighbour's keep only their figure.
-  var declutterFrame = null;
-  function scheduleDeclutter() {
-    if (declutterFrame === null) declutterFrame = window.requestAnimationFrame(declutter);
-  }
-  function declutter() {
-    declutterFrame = null;
-    var labels = Array.prototype.slice.call(document.querySelectorAll(".wall-label"));
-    labels.forEach(function (el) { el.classList.remove("wall-label-compact", "wall-label-hidden"); });
-    var placed = [];
-    labels
-      .map(function (el) {
-        var value = el.querySelector(".wall-label-value");
-        return { el: el, open: Number((value ? value.textContent : "0").replace(/,/g, "")) };
-      })
-      .sort(function (a, b) { return b.open - a.open; })
-      .forEach(function (label) {
-        var r = label.el.getBoundingClientRect();
-        var hit = placed.some(function (p) {
-          return r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top;
-        });
-        if (hit) {
-          label.el.classList.add("wall-label-compact");
-          r = label.el.getBoundingClientRect();
-          hit = placed.some(function (p) {
-            return r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top;
-          });
-          label.el.classList.toggle("wall-label-hidden", hit);
-        }
-        if (!hit) placed.push(r);
-      });
-  }
-
-  var wall = {
-    areaStyle: function (feature) {
-      var p = feature.properties || {};
-      return {
-        className: "wall-area wall-area-" + p.code,
-        color: "#7dd3fc", weight: 1.5, opacity: 0.9,
-        fillColor: p.color || "#22d3ee", fillOpacity: 0.6,
-      };
-    },
-    areaHover: function () {
-      return { weight: 3, color: "#e0f2fe", fillOpacity: 0.8 };
-    },
-    outlineStyle: function () {
-      return { color: "#22d3ee", weight: 3, opacity: 0.8, fill: false, className: "wall-outline" };
-    },
-    label: function (feature, latlng) {
-      var p = feature.properties || {};
-      var html =
-        '<span class="wall-label-name">' + escapeHtml(p.name || "") + "</span>" +
-        '<span class="wall-label-value">' + escapeHtml(String(p.open)) + "</span>";
-      scheduleDeclutter();
-      return window.L.marker(latlng, {
-        interactive: false,
-        keyboard: false,
-        icon: window.L.divIcon({ className: "wall-label wall-label-" + p.code, html: html, iconSize: null }),
-      });
-    },
-  };
-
   // ------------------------------------------------------------------ drill (a clientside callback)
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.gridccWall = {
@@ -165,7 +115,6 @@
       return "?" + query.toString();
     },
   };
-  window.gridccWall = wall;
 
   // ------------------------------------------------------------------ live items
   function listData(id) {
@@ -187,12 +136,20 @@
     return isNaN(d) ? "" : d.toLocaleTimeString("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   }
 
+  // The lists' lines are DOM built here, not Dash components (layouts/wall_panels.py says why).
   function span(className, text) {
-    return { type: "Span", namespace: "dash_html_components", props: { className: className, children: text } };
+    var node = document.createElement("span");
+    node.className = className;
+    if (text) node.textContent = text;
+    return node;
   }
 
   function div(key, className, children) {
-    return { type: "Div", namespace: "dash_html_components", props: { key: key, className: className, children: children } };
+    var node = document.createElement("div");
+    node.className = className;
+    node.setAttribute("data-key", key);
+    children.forEach(function (child) { node.appendChild(child); });
+    return node;
   }
 
   function caseItem(item, data) {
@@ -205,22 +162,179 @@
     ]);
   }
 
+  // A dcc.Store has no element in the page (gridccLive.setProps looks for one): set it directly;
+  // the server callbacks listening to it run.
+  function setStore(id, data) {
+    var clientside = window.dash_clientside;
+    if (clientside && clientside.set_props) clientside.set_props(id, { data: data });
+  }
+
+  // Alarms turned into a case from this page, before the server's lists know it.
+  var caseOpened = {};
+
+  function button(alarmId, action, text) {
+    var node = document.createElement("button");
+    node.className = "wall-act wall-act-" + action;
+    node.textContent = text;
+    node.setAttribute("data-alarm", alarmId);
+    node.setAttribute("data-action", action);
+    return node;
+  }
+
+  // As layouts/wall_panels.py `alarm_actions`: 确认 while active, 转案件 until there is a case.
+  function alarmActions(item, data) {
+    var a = data.labels.actions || {};
+    if (item.status !== "active" && item.status !== "acknowledged") return [];
+    if (item.case_id || caseOpened[item.id]) return [span("wall-act-done", a.has_case || "")];
+    var buttons = [button(item.id, "case", a.to_case || "")];
+    if (item.status === "active") buttons.unshift(button(item.id, "ack", a.acknowledge || ""));
+    return buttons;
+  }
+
   function alarmItem(item, data) {
     var l = data.labels;
     var closed = item.status !== "active" && item.status !== "acknowledged";
-    var cls = "wall-alarm-item wall-sev-" + item.severity + (closed ? " wall-closed" : "") + (item.fresh ? " wall-new" : "");
+    var cls = "wall-alarm-item wall-sev-" + item.severity + (closed ? " wall-closed" : "") +
+      (item.status === "acknowledged" ? " wall-acked" : "") + (item.fresh ? " wall-new" : "");
     return div(item.id, cls, [
       span("wall-sev", ""),
       span("wall-alarm-type", (l.alarm || {})[item.type] || item.type),
       span("wall-alarm-place", item.place || ""),
       span("wall-alarm-status", (l.alarm_status || {})[item.status] || item.status),
       span("wall-time", hhmm(item.at, data.tz)),
-    ]);
+    ].concat(alarmActions(item, data)));
   }
+
+  // A ticker button: the server acknowledges (and opens the case) through the ingest path; the
+  // alarm's new status comes back on the live stream like any other change.
+  document.addEventListener("click", function (event) {
+    var target = event.target && event.target.closest ? event.target.closest(".wall-act") : null;
+    if (!target || !isWall()) return;
+    var alarmId = target.getAttribute("data-alarm");
+    var action = target.getAttribute("data-action");
+    if (!alarmId) return;
+    // An earlier failure's note must not take back what this click shows.
+    document.querySelectorAll(".wall-toast-failed[data-alarm]").forEach(function (el) {
+      el.removeAttribute("data-alarm");
+    });
+    target.classList.add("wall-act-busy");
+    if (action === "case") {
+      caseOpened[alarmId] = true;
+      redrawAlarm(alarmId); // an acknowledged alarm gets no live change from its new case
+    }
+    setStore("wall-alarm-action", { alarm: alarmId, "case": action === "case", nonce: Date.now() });
+  });
+
+  // ------------------------------------------------------------------ 24 h trend
+  // The last bar is the current hour: it grows by the scope's case total (every status counted)
+  // and the line by its closed count, from each live message. When the hour is over (and every few
+  // minutes anyway) the server reloads both charts from SQL (a key set on ids.Wall.TREND_TICK).
+  var trendLast = null; // {node, total, closed} of the last message
+  var trendAsked = null;
+
+  function trendBody() {
+    return document.getElementById("wall-trend-body");
+  }
+
+  function growTrend(reported, closed) {
+    var gd = document.querySelector("#wall-trend-graph .js-plotly-plot");
+    if (!gd || !gd.data || gd.data.length < 2) return;
+    var body = trendBody();
+    if (body && Date.now() >= Number(body.getAttribute("data-hour-end"))) return; // a new hour: reload
+    var last = gd.data[0].y.length - 1;
+    var operations = [];
+    // "Add", not an Assign of what the figure shows: two messages before Plotly redraws would
+    // both read the same old value and one increment would be lost.
+    if (reported) {
+      operations.push({ operation: "Add", location: ["data", 0, "y", last], params: { value: reported } });
+    }
+    if (closed) {
+      operations.push({ operation: "Add", location: ["data", 1, "y", last], params: { value: closed } });
+    }
+    if (operations.length) {
+      window.gridccLive.setProps("wall-trend-graph", {
+        figure: { __dash_patch_update: "__dash_patch_update", operations: operations },
+      });
+    }
+  }
+
+  function applyTrend(msg) {
+    if (!msg.counts) return;
+    var total = 0;
+    Object.keys(msg.counts).forEach(function (status) { total += msg.counts[status]; });
+    var closed = msg.counts.closed || 0;
+    if (trendLast !== null && trendLast.node === msg.node) {
+      trendPending.reported += Math.max(0, total - trendLast.total);
+      trendPending.closed += Math.max(0, closed - trendLast.closed);
+    } else {
+      trendPending = { reported: 0, closed: 0 };
+    }
+    trendLast = { node: msg.node, total: total, closed: closed };
+  }
+
+  // The hourly bars grow every few seconds, not on each of up to ten messages a second: each
+  // growth is a Plotly redraw (CPU, and text measurements Plotly keeps), for no visible gain.
+  var TREND_EVERY_MS = 5000;
+  var trendPending = { reported: 0, closed: 0 };
+  setInterval(function () {
+    if (!trendPending.reported && !trendPending.closed) return;
+    growTrend(trendPending.reported, trendPending.closed);
+    trendPending = { reported: 0, closed: 0 };
+  }, TREND_EVERY_MS);
+
+  function checkHour() {
+    var body = trendBody();
+    if (!body) return;
+    var due = body.getAttribute("data-refresh-at"); // the hour's end or earlier
+    var now = Date.now();
+    // Ask once per due time, and again each minute while it stays due: a refresh that failed
+    // (server restarting, SQL error) must not leave the trend stuck in an old day.
+    if (now >= Number(due) && (trendAsked === null || trendAsked.due !== due || now - trendAsked.at > 60000)) {
+      trendAsked = { due: due, at: now };
+      setStore("wall-trend-tick", due + ":" + now);
+    }
+  }
+  setInterval(function () {
+    if (isWall()) checkHour();
+  }, 5000);
+
+  // The server says an action failed: the alarm gets its 转案件 button back.
+  function checkFailed() {
+    var failed = document.querySelector(".wall-toast-failed[data-alarm]");
+    var alarmId = failed && failed.getAttribute("data-alarm");
+    if (!alarmId) return;
+    // Its buttons are usable again (a failed 确认 too, not only a failed 转案件).
+    document.querySelectorAll(".wall-act-busy").forEach(function (el) {
+      if (el.getAttribute("data-alarm") === alarmId) el.classList.remove("wall-act-busy");
+    });
+    if (!caseOpened[alarmId]) return;
+    delete caseOpened[alarmId];
+    redrawAlarm(alarmId);
+  }
+
+  // Draw the ticker again with `alarmId` among the live items (taken from the server's list when
+  // it is not live yet), so its buttons follow `caseOpened`.
+  function redrawAlarm(alarmId) {
+    var data = listData("wall-alarm-list");
+    if (data === null) return;
+    var known = live.alarms.some(function (it) { return it.id === alarmId; });
+    if (!known) {
+      var item = data.initial.filter(function (it) { return it.id === alarmId; })[0];
+      if (!item) return;
+      live.alarms.unshift(Object.assign({}, item));
+      live.alarms = live.alarms.slice(0, LIST.alarms);
+    }
+    rendered["wall-alarm-list"] = null;
+    render("alarms", "wall-alarm-list", alarmItem, true);
+  }
+  setInterval(function () {
+    if (isWall()) checkFailed();
+  }, 1000);
 
   // Items received live, newest first, per list; merged over the rendered ones by id.
   var live = { cases: [], alarms: [] };
   var rendered = {}; // per list id: the data-initial it was last merged over
+  var renderedInto = {}; // per list id: the element it was last drawn into
   var liveScope = null;
 
   function merge(kind, incoming) {
@@ -238,10 +352,12 @@
   function render(kind, id, build, onlyIfStale) {
     var el = document.getElementById(id);
     var data = listData(id);
-    if (data === null || !live[kind].length) return;
+    if (data === null) return;
     var initial = el.getAttribute("data-initial");
-    if (onlyIfStale && rendered[id] === initial) return;
+    // Drawn already over this element and its data (a re-render brings a new element or data).
+    if (onlyIfStale && rendered[id] === initial && renderedInto[id] === el) return;
     rendered[id] = initial;
+    renderedInto[id] = el;
     var seen = {};
     var all = [];
     live[kind].concat(data.initial).forEach(function (it) {
@@ -252,12 +368,32 @@
       seen[it.id] = it;
       all.push(it);
     });
-    window.gridccLive.setProps(id, {
-      children: all.slice(0, LIST[kind]).map(function (it) { return build(it, data); }),
-    });
+    var lines = document.createDocumentFragment();
+    all.slice(0, LIST[kind]).forEach(function (it) { lines.appendChild(build(it, data)); });
+    if (!all.length) lines.appendChild(div("empty", "wall-empty", [document.createTextNode(el.getAttribute("data-empty") || "")]));
+    el.replaceChildren(lines);
+    // The lines are new elements each time: a new item slides in (and flashes) once, not again
+    // whenever the list is drawn while it is still on it.
+    live[kind].forEach(function (it) { it.fresh = false; });
   }
 
+  function renderLists() {
+    if (!isWall()) return;
+    render("cases", "wall-feed-list", caseItem, true);
+    render("alarms", "wall-alarm-list", alarmItem, true);
+  }
+
+  // Draw the lists as soon as Dash puts them (or a new scope's) on the page.
+  new MutationObserver(renderLists).observe(document, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["data-initial"],
+  });
+
   function applyItems(msg) {
+    applyTrend(msg);
+    if (window.gridccWallMap) window.gridccWallMap.items(msg);
     if ((msg.feed || []).length) {
       merge("cases", msg.feed.slice().reverse());
       render("cases", "wall-feed-list", caseItem);
@@ -282,14 +418,20 @@
           api.setText("wall-rank-" + code + "-open", api.fmt(child.open));
           api.setText("wall-rank-" + code + "-alarms", api.fmt(child.alarms));
         });
+        if (window.gridccWallMap) window.gridccWallMap.apply(figures);
         // A re-render (drill, language) brings the server's lists: put live items back on top.
         render("cases", "wall-feed-list", caseItem, true);
         render("alarms", "wall-alarm-list", alarmItem, true);
       },
       items: applyItems,
       reset: function (url) {
-        if (url !== liveScope) live = { cases: [], alarms: [] };
+        if (url !== liveScope) {
+          live = { cases: [], alarms: [] };
+          if (window.gridccWallMap) window.gridccWallMap.reset(url);
+        }
         liveScope = url;
+        trendLast = null; // the next message (a snapshot) is the new baseline
+        trendPending = { reported: 0, closed: 0 };
       },
       state: function (state) {
         root.setAttribute("data-wall-state", state);

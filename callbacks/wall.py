@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from dash import ClientsideFunction, Dash, Input, Output, State, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
-from data_sources.model import Node
-from data_sources.wall import WallFigures, load_wall, map_areas, on_duty
+from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
+from data_sources.ingest import IngestError
+from data_sources.model import Level, Node
+from data_sources.wall import Charts, WallFigures, load_charts, load_wall, map_areas, on_duty
 from data_sources.wall_geo import Area
-from layouts import ids, wall_map, wall_panels
+from data_sources.wall_layers import NEARBY_M
+from layouts import ids, wall_charts, wall_map, wall_panels
 from layouts import wall as layout
 from layouts.i18n import LANGS, Lang, t
 
@@ -38,7 +41,12 @@ OUTPUTS = {
     "areas": Output(W.AREAS, "data"),
     "labels": Output(W.LABELS, "data"),
     "outline": Output(W.OUTLINE, "data"),
+    "cameras": Output(W.CAMERAS, "data"),
+    "workers": Output(W.WORKERS, "data"),
+    "alarm_points": Output(W.ALARM_POINTS, "data"),
     "viewport": Output(W.MAP, "viewport"),
+    "trend": Output(W.TREND, "children"),
+    "channels": Output(W.CHANNELS, "children"),
     "ranking": Output(W.RANKING, "children"),
     "alarms": Output(W.ALARMS, "children"),
     "feed": Output(W.FEED, "children"),
@@ -59,11 +67,18 @@ def parse_wall_search(search: str | None, default_lang: Lang) -> tuple[str | Non
     )
 
 
+def parse_rotate(search: str | None) -> int | None:
+    """The carousel's period in seconds from "?rotate=60", or None (absent, not a positive integer)."""
+    value = parse_qs((search or "").lstrip("?")).get("rotate", [""])[0]
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def regions(
     figures: WallFigures,
     *,
     lang: Lang,
     fit: str,
+    rotate: int | None = None,
     tz: ZoneInfo,
     days: int,
     workers_on_duty: int,
@@ -73,23 +88,46 @@ def regions(
     overview = figures.overview
     scope = overview.scope.node
     load = {c.node.code: c.kpis.open for c in overview.children}
-    links = {c.node.code: layout.href(c.node.code, lang, fit) for c in overview.children}
+    links = {c.node.code: layout.href(c.node.code, lang, fit, rotate) for c in overview.children}
+    cameras_per_child = {c.node.code: c.resources.cameras for c in overview.children}
     child = scope.level.child
     note = f"{t(f'level_{child.value}', lang)} × {len(figures.areas)}" if child else ""
     return {
         "title": layout.title(figures, lang),
-        "breadcrumb": layout.breadcrumb(overview.lineage, lang, fit),
+        "breadcrumb": layout.breadcrumb(overview.lineage, lang, fit, rotate),
         "kpis": layout.kpi_tiles(figures, workers_on_duty, alarms.get(scope.code, 0), lang),
         "funnel": wall_panels.funnel_panel(figures.funnel, lang, days),
         "categories": wall_panels.categories_panel(figures.categories, lang, days),
         "map_title": wall_panels.panel_title_parts(t("map", lang), note),
         "legend": wall_map.legend(load.values(), lang),
         "areas": wall_map.areas_data(figures.areas, load, lang),
-        "labels": wall_map.labels_data(figures.areas, load, lang),
+        "labels": wall_map.labels_data(
+            figures.areas, load, lang, None if figures.cameras else cameras_per_child
+        ),
         "outline": wall_map.outline_data(figures.outline),
-        "viewport": wall_map.viewport(figures.areas, figures.outline) or no_update,
-        "ranking": wall_panels.ranking_panel(overview, alarms, lang, links),
-        "alarms": wall_panels.alarm_panel(figures.alarms, lang, tz),
+        "cameras": wall_map.cameras_data(figures.cameras),
+        "workers": wall_map.workers_data(figures.workers, scope.code),
+        "alarm_points": wall_map.alarms_data(figures.alarm_points, scope.code),
+        "viewport": wall_map.viewport(
+            figures.areas,
+            figures.outline,
+            # A building alone would fill the map: show the cameras that watch it too.
+            [(c.lon, c.lat) for c in figures.cameras] if scope.level is Level.BUILDING else (),
+        )
+        or no_update,
+        "trend": wall_charts.trend_panel(figures.trend, lang, tz),
+        "channels": wall_charts.channels_panel(figures.channels, lang),
+        "ranking": (
+            wall_panels.workers_panel(figures.workers, lang, tz)
+            if scope.level is Level.BUILDING
+            else wall_panels.ranking_panel(overview, alarms, lang, links)
+        ),
+        "alarms": wall_panels.alarm_panel(
+            figures.alarms,
+            lang,
+            tz,
+            t("nearby_alarms", lang, metres=int(NEARBY_M)) if scope.level is Level.BUILDING else "",
+        ),
         "feed": wall_panels.feed_panel(figures.cases, lang, tz),
         "notice": None,
     }
@@ -152,11 +190,73 @@ def register(app: Dash, services: Services) -> None:
             figures,
             lang=lang,
             fit=fit,
+            rotate=parse_rotate(search),
             tz=services.tz,
             days=settings.kpi_window_days,
             workers_on_duty=duty,
             alarms=alarms,
         )
+
+    def charts(scope: str | None) -> Charts | None:
+        with services.sessions() as session:
+            return load_charts(session=session, code=scope, now=services.clock(), tz=services.tz)
+
+    @app.callback(
+        Output(W.TREND, "children", allow_duplicate=True),
+        Output(W.CHANNELS, "children", allow_duplicate=True),
+        Input(W.TREND_TICK, "data"),
+        State(W.URL, "search"),
+        prevent_initial_call=True,
+    )
+    async def refresh_charts(_hour: Any, search: str | None) -> tuple[Any, Any]:
+        """The charts are due (assets/wall.js says so: a new hour, or a few minutes on): both
+        again from SQL."""
+        scope, lang, _fit = parse_wall_search(search, settings.default_lang)
+        try:
+            found = await asyncio.to_thread(charts, scope)
+        except SQLAlchemyError:
+            log.exception("wall chart query failed")
+            return no_update, no_update  # keep the last frame
+        if found is None:
+            return no_update, no_update
+        return (
+            wall_charts.trend_panel(found.trend, lang, services.tz),
+            wall_charts.channels_panel(found.channels, lang),
+        )
+
+    @app.callback(
+        Output(W.ACTION_RESULT, "children"),
+        Input(W.ALARM_ACTION, "data"),
+        State(W.URL, "search"),
+        prevent_initial_call=True,
+    )
+    async def act(request: dict[str, Any] | None, search: str | None) -> Any:
+        """A ticker button: acknowledge the alarm (and open its case) as the duty officer."""
+        _scope, lang, _fit = parse_wall_search(search, settings.default_lang)
+        alarm_id = (request or {}).get("alarm")
+        if not isinstance(alarm_id, str) or not alarm_id:
+            return no_update
+        nonce = str((request or {}).get("nonce", ""))
+        try:
+            result = await act_on_alarm(
+                ingestor=services.ingestor(),
+                sessions=services.sessions,
+                directory=services.directory,
+                alarm_id=alarm_id,
+                actor=settings.duty_officer,
+                create_case=bool((request or {}).get("case")),
+                now=services.clock(),
+            )
+        except AlarmActionError as exc:
+            key = "ack_not_found" if exc.status_code == 404 else "ack_closed"
+            return action_message(t(key, lang, alarm=alarm_id), nonce, failed=alarm_id)
+        except (IngestError, SQLAlchemyError):
+            log.exception("alarm action failed")
+            return action_message(t("ack_failed", lang), nonce, failed=alarm_id)
+        except Exception:  # the bus down, a directory out of date…: the page must hear it failed
+            log.exception("alarm action failed unexpectedly")
+            return action_message(t("ack_failed", lang), nonce, failed=alarm_id)
+        return action_message(result_text(result, lang), nonce)
 
     app.clientside_callback(  # type: ignore[no-untyped-call]
         ClientsideFunction(namespace="gridccWall", function_name="drill"),
@@ -165,3 +265,23 @@ def register(app: Dash, services: Services) -> None:
         State(W.URL, "search"),
         prevent_initial_call=True,
     )
+
+
+def result_text(result: AlarmActionResult, lang: Lang) -> str:
+    """What the wall says after a ticker button did its work."""
+    if result.case_created:
+        return t("ack_case_done", lang, case=result.case_id)
+    if result.acknowledged:
+        return t("ack_done", lang, alarm=result.alarm_id)
+    return t("ack_unchanged", lang, alarm=result.alarm_id)
+
+
+def action_message(text: str, nonce: str, *, failed: str | None = None) -> Any:
+    """A short-lived note over the ticker (keyed by the click, so each one shows afresh).
+
+    `failed` is the alarm whose action failed: assets/wall.js takes back what it showed early.
+    """
+    if failed is None:
+        return html.Div(text, key=nonce, className="wall-toast")
+    data: dict[str, Any] = {"data-alarm": failed}
+    return html.Div(text, key=nonce, className="wall-toast wall-toast-failed", **data)

@@ -25,6 +25,15 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
+class CameraPlace(Place):
+    """A camera: where it is in the hierarchy and on the map, and its name (for live alarm items)."""
+
+    lon: float
+    lat: float
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class Bounds:
     min_lon: float
     min_lat: float
@@ -43,7 +52,7 @@ BOUNDS_MARGIN_DEG = 0.05
 class Directory:
     root_id: int | None
     nodes: dict[str, Place]
-    cameras: dict[str, Place]
+    cameras: dict[str, CameraPlace]
     workers: dict[str, Place]
     bounds: Bounds
     #: Node code by node id.
@@ -93,9 +102,16 @@ def load_directory(*, session: Session) -> Directory:
         min_lon, max_lon = min(min_lon, row.lon), max(max_lon, row.lon)
         min_lat, max_lat = min(min_lat, row.lat), max(max_lat, row.lat)
     fact_columns = [getattr(CameraRow, f"{level.value}_id") for level in FACT_LEVELS]
+    camera_columns = (CameraRow.id, CameraRow.code, CameraRow.name, CameraRow.lon, CameraRow.lat)
     cameras = {
-        r.code: Place(r.id, (*_path(r), r.building_id) if r.building_id else _path(r))
-        for r in session.execute(select(CameraRow.id, CameraRow.code, *fact_columns))
+        r.code: CameraPlace(
+            r.id,
+            (*_path(r), r.building_id) if r.building_id else _path(r),
+            r.lon,
+            r.lat,
+            r.name,
+        )
+        for r in session.execute(select(*camera_columns, *fact_columns))
     }
     worker_columns = [getattr(WorkerRow, f"{level.value}_id") for level in FACT_LEVELS]
     workers = {

@@ -21,7 +21,7 @@ from typing import Any
 
 from data_sources.directory import Directory
 from data_sources.live import LiveState
-from data_sources.model import CaseStatus
+from data_sources.model import FACT_LEVELS, CaseStatus, Level
 from data_sources.projector import Projection
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ FEED_PER_DELTA = 20
 #: Moved workers per delta: a whole city's 7,000 workers at a 30 s interval move ≈60 per frame.
 WORKERS_PER_DELTA = 2_000
 QUEUE = 64
+#: Where a grid's id sits in a path of node ids (district, street, community, grid, building).
+GRID_AT = FACT_LEVELS.index(Level.GRID)
 
 
 def _nodes(root: int | None, path: tuple[int, ...]) -> tuple[int, ...]:
@@ -56,7 +58,7 @@ class Subscription:
 class Hub:
     live: Callable[[], LiveState]
     directory: Callable[[], Directory]
-    tick_s: float = 0.25
+    tick_s: float = 0.1
     _subs: defaultdict[int, set[Subscription]] = field(default_factory=lambda: defaultdict(set))
     _rings: dict[int, deque[dict[str, Any]]] = field(default_factory=dict)
     _children: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
@@ -68,6 +70,10 @@ class Hub:
     _moved: defaultdict[int, list[dict[str, Any]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    #: Watched buildings by their grid. A building's wall shows its grid's workers and the alarms of
+    #: its grid's cameras (all "nearby"), but a worker's path stops at the grid and a camera's at its
+    #: own building: those items are handed down to the grid's watched buildings.
+    _below: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     #: Per watched node: the first delta id its ring can hold (resume before that → snapshot).
     _tracked: dict[int, int] = field(default_factory=dict)
     #: Delta ids: milliseconds at start, so they keep increasing across restarts.
@@ -102,11 +108,20 @@ class Hub:
                 "at": alarm.at.isoformat() + "Z",
                 "new": not alarm.was_open and alarm.is_open,
             }
+            if alarm.lon is not None and alarm.lat is not None:
+                item |= {
+                    "camera": alarm.camera,
+                    "place": alarm.place,
+                    "lon": alarm.lon,
+                    "lat": alarm.lat,
+                }
             self._touch(_nodes(root, alarm.path), self._alarms, item)
+            self._hand_down(alarm.path, self._alarms, item)
         for fix in projection.positions:
             at = fix.ts.isoformat() + "Z"
             item = {"id": fix.code, "lon": fix.lon, "lat": fix.lat, "at": at}
             self._touch(_nodes(root, fix.path), self._moved, item)
+            self._hand_down(fix.path, self._moved, item)
         if projection.cases or projection.alarms or projection.positions:
             self._wake.set()
 
@@ -124,6 +139,28 @@ class Hub:
             else:
                 self._children.setdefault(node, set())
             items[node].append(item)
+
+    def _hand_down(
+        self,
+        path: tuple[int, ...],
+        items: defaultdict[int, list[dict[str, Any]]],
+        item: dict[str, Any],
+    ) -> None:
+        """Give `item` (at `path`) to the watched buildings of its grid that its path misses."""
+        if len(path) <= GRID_AT or not self._below:
+            return
+        for building in self._below.get(path[GRID_AT], ()):
+            if building in self._tracked and building not in path:
+                self._children.setdefault(building, set())
+                items[building].append(item)
+
+    def _grid_of_building(self, node: int) -> int | None:
+        """The grid of `node` when it is a building (its path runs down to itself), else None."""
+        directory = self.directory()
+        place = directory.nodes.get(directory.codes.get(node, ""))
+        if place is None or len(place.path) != len(FACT_LEVELS) or place.path[-1] != node:
+            return None
+        return place.path[GRID_AT]
 
     # -------------------------------------------------------------- ticking
 
@@ -147,6 +184,11 @@ class Hub:
                 del self._unwatched_since[node]
                 self._tracked.pop(node, None)
                 self._rings.pop(node, None)
+                grid = self._grid_of_building(node)
+                if grid is not None:
+                    self._below[grid].discard(node)
+                    if not self._below[grid]:
+                        del self._below[grid]
 
     def flush(self) -> None:
         changed, self._children = self._children, defaultdict(set)
@@ -158,10 +200,13 @@ class Hub:
         self.frames += 1
         live = self.live()
         codes = self.directory().codes
+        # Server time the frame was built: the page measures how far behind its data are (● 延迟).
+        at = int(time.time() * 1000)
         for node, children in changed.items():
             self._next_id += 1
             delta = {
                 "id": self._next_id,
+                "at": at,
                 "node": codes.get(node, str(node)),
                 "open": open_count(live.counts_of(node)),
                 "counts": live.counts_of(node),
@@ -208,7 +253,11 @@ class Hub:
         """Watch `node`; from now on its changes are kept in its ring, watched or not."""
         sub = Subscription(node)
         self._subs[node].add(sub)
-        self._tracked.setdefault(node, self._next_id + 1)
+        if node not in self._tracked:
+            self._tracked[node] = self._next_id + 1
+            grid = self._grid_of_building(node)
+            if grid is not None:
+                self._below[grid].add(node)
         self._unwatched_since.pop(node, None)
         return sub
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from data_sources.bulk import insert_rows, select_in, update_rows
@@ -52,7 +52,14 @@ from data_sources.model import (
     Satisfaction,
     Severity,
 )
-from data_sources.schema import AlarmEventRow, AlarmRow, CaseEventRow, CaseRow, PositionRow
+from data_sources.schema import (
+    AlarmEventRow,
+    AlarmRow,
+    CameraRow,
+    CaseEventRow,
+    CaseRow,
+    PositionRow,
+)
 
 T = TypeVar("T")
 # Core tables: the hot path writes through `bulk`, reads through Core (no ORM identity map).
@@ -61,6 +68,7 @@ CASE_EVENTS = cast(Table, CaseEventRow.__table__)
 ALARMS = cast(Table, AlarmRow.__table__)
 ALARM_EVENTS = cast(Table, AlarmEventRow.__table__)
 POSITIONS = cast(Table, PositionRow.__table__)
+CAMERAS = cast(Table, CameraRow.__table__)
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
 
 
@@ -85,6 +93,11 @@ class AlarmChange:
     severity: int
     status: AlarmStatus
     at: datetime
+    #: The camera (code, name) and where it stands, so a live map can draw the alarm.
+    camera: str = ""
+    place: str = ""
+    lon: float | None = None
+    lat: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,10 +149,21 @@ def project(
     case_events = [e for e in events if e.kind in ("case.reported", "case.transitioned")]
     alarm_events = [e for e in events if e.kind.startswith("alarm.")]
     position_events = [e for e in events if e.kind == "worker.position"]
-    _project_cases(session, case_events, tz, result)
+    alarm_links = _project_cases(session, case_events, tz, result)
     _project_alarms(session, alarm_events, directory, result)
+    # After the alarms: an alarm raised in this same batch is stored by now. The first case
+    # opened from an alarm keeps the link; a later report naming the same alarm cannot take it.
+    if alarm_links:
+        session.execute(_LINK_ALARM, alarm_links)
     _project_positions(session, position_events, directory, result)
     return result
+
+
+_LINK_ALARM = (
+    update(ALARMS)
+    .where(ALARMS.c.id == bindparam("alarm"), ALARMS.c.case_id.is_(None))
+    .values(case_id=bindparam("case"))
+)
 
 
 # ------------------------------------------------------------------ cases
@@ -178,11 +202,12 @@ WAITING = "waiting for the case's report"
 
 def _project_cases(
     session: Session, events: Sequence[Event], tz: tzinfo, result: Projection
-) -> None:
+) -> list[dict[str, str]]:
+    """Apply case events; the (alarm, case) links of new cases opened from an alarm."""
     fresh, duplicates = _fresh(session, events, CaseEventRow.id)
     result.duplicates += duplicates
     if not fresh:
-        return
+        return []
     by_case: dict[str, list[Event]] = defaultdict(list)
     for event in fresh:
         by_case[event.payload.case_id].append(event)  # type: ignore[union-attr]
@@ -207,6 +232,7 @@ def _project_cases(
         stored[stored_event.case_id].append(stored_event)
     new_events: list[dict[str, Any]] = []
     new_cases: list[dict[str, Any]] = []
+    alarm_links: list[dict[str, str]] = []
     case_updates: list[dict[str, Any]] = []
     event_updates: list[dict[str, Any]] = []
     for case_id in case_ids:
@@ -215,11 +241,16 @@ def _project_cases(
         if case_id in continued:
             assert row is not None
             new_steps = [_case_step(e) for e in incoming]
+            before = case_columns(continued[case_id])  # continue_case moves the state on
             ahead = continue_case(
                 continued[case_id], new_steps, category=Category(row.category), tz=tz
             )
             new_events += case_event_rows(case_id, new_steps, ahead)
-            case_updates.append({"id": case_id, **case_columns(ahead)})
+            # Only what the steps changed: fewer values to convert and bind, and the indexed
+            # columns (status, reported_at) are rewritten only when they change.
+            after = case_columns(ahead)
+            changed = {k: v for k, v in after.items() if v != before[k]}
+            case_updates.append({"id": case_id, **changed})
             result.cases.append(
                 CaseChange(
                     case_id,
@@ -267,12 +298,14 @@ def _project_cases(
                     "lon": payload.lon,
                     "lat": payload.lat,
                     "worker_id": None,
-                    "alarm_id": None,
+                    "alarm_id": payload.alarm_id,
                     **_path_columns(path),
                     **columns,
                 }
             )
             old = None
+            if payload.alarm_id is not None:
+                alarm_links.append({"alarm": payload.alarm_id, "case": case_id})
         else:
             path, title, old = _path_of(row), row.title, CaseStatus(row.status)
             case_updates.append({"id": case_id, **columns})
@@ -292,6 +325,7 @@ def _project_cases(
     update_rows(session, CASES, case_updates)
     insert_rows(session, CASE_EVENTS, new_events)
     update_rows(session, CASE_EVENTS, event_updates)
+    return alarm_links
 
 
 def _moved(stored: Any, placed: dict[str, Any]) -> bool:
@@ -370,7 +404,16 @@ def _project_alarms(
     alarm_ids = sorted(by_alarm)
     current: dict[str, Any] = {}
     stored: dict[str, list[Any]] = defaultdict(list)
-    for alarm in select_in(session, select(*ALARMS.columns), ALARMS.c.id, alarm_ids):
+    # The camera rides along on the same query (a primary-key join): no query per alarm. Outer:
+    # an alarm whose camera row is gone is still updated, only without a place on the map.
+    with_camera = select(
+        *ALARMS.columns,
+        CAMERAS.c.code.label("camera_code"),
+        CAMERAS.c.name.label("camera_name"),
+        CAMERAS.c.lon.label("camera_lon"),
+        CAMERAS.c.lat.label("camera_lat"),
+    ).join_from(ALARMS, CAMERAS, CAMERAS.c.id == ALARMS.c.camera_id, isouter=True)
+    for alarm in select_in(session, with_camera, ALARMS.c.id, alarm_ids):
         current[alarm.id] = alarm
     for ev in select_in(session, select(*ALARM_EVENTS.columns), ALARM_EVENTS.c.alarm_id, alarm_ids):
         stored[ev.alarm_id].append(ev)
@@ -413,10 +456,17 @@ def _project_alarms(
                 }
             )
             path, alarm_type, was_open = camera.path, payload.type.value, False
+            spot = (payload.camera, camera.name, camera.lon, camera.lat)
         else:
             updates.append({"id": alarm_id, **columns})
             path = _path_of(existing)
             alarm_type, was_open = existing.type, existing.status in _OPEN_ALARM
+            spot = (
+                existing.camera_code or "",
+                existing.camera_name or "",
+                existing.camera_lon,
+                existing.camera_lat,
+            )
         result.alarms.append(
             AlarmChange(
                 alarm_id,
@@ -427,6 +477,7 @@ def _project_alarms(
                 int(state.severity),
                 state.status,
                 max(r["at"] for r in by_alarm[alarm_id]),
+                *spot,
             )
         )
     result.applied += len(fresh)

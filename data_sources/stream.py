@@ -4,13 +4,17 @@ Protocol: `retry:` first; then a `snapshot` event (the scope's figures and its c
 the browser reconnects with `Last-Event-ID` and the hub's ring still reaches back, the `delta`
 events it missed; then a `delta` per frame in which the scope changed; a `ping` event every
 `heartbeat_s` so the page's watchdog can tell a quiet city from a dead connection. Every delta and
-snapshot carries `id:`. A stream the hub cut off for being slow simply ends; the browser reconnects.
+snapshot carries `id:`; every message carries `at`, the server's time in ms when its data were
+current, so the page can tell "arriving late" from "live". The first message also tells the page the
+heartbeat and the cap of its reconnect backoff (`reconnect_max`, seconds). A stream the hub cut off
+for being slow simply ends; the browser reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +37,7 @@ def live_router(
     *,
     build_id: str,
     heartbeat_s: float = 15.0,
+    reconnect_max_s: float = 5.0,
     retry_ms: int = 1_000,
 ) -> APIRouter:
     router = APIRouter(tags=["live"])
@@ -50,8 +55,9 @@ def live_router(
         if place is None:
             raise HTTPException(503, "no hierarchy loaded yet: seed the database")
         resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+        hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
         return StreamingResponse(
-            _events(hub(), place.id, resume, build_id, heartbeat_s, retry_ms),
+            _events(hub(), place.id, resume, hello, heartbeat_s, retry_ms),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
         )
@@ -59,8 +65,17 @@ def live_router(
     return router
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 async def _events(
-    hub: Hub, node: int, resume: int | None, build_id: str, heartbeat_s: float, retry_ms: int
+    hub: Hub,
+    node: int,
+    resume: int | None,
+    hello: dict[str, Any],
+    heartbeat_s: float,
+    retry_ms: int,
 ) -> AsyncIterator[str]:
     # Subscribe before taking the snapshot: a change in between is then delivered as well
     # (deltas carry absolute figures, so seeing it twice is harmless).
@@ -69,16 +84,17 @@ async def _events(
         yield f"retry: {retry_ms}\n\n"
         backlog = hub.since(node, resume) if resume is not None else None
         if backlog is None:
-            hello = {"build": build_id, "heartbeat": heartbeat_s}
-            yield sse("snapshot", {**hub.snapshot(node), **hello}, hub.last_id)
+            yield sse("snapshot", {**hub.snapshot(node), **hello, "at": _now_ms()}, hub.last_id)
         else:
             for delta in backlog:
                 yield sse("delta", delta, delta["id"])
+            # The hello, and a current `at`: the backlog's own stamps are old by design.
+            yield sse("ping", {**hello, "at": _now_ms()})
         while True:
             try:
                 delta = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
             except TimeoutError:
-                yield sse("ping", {"build": build_id, "heartbeat": heartbeat_s})
+                yield sse("ping", {**hello, "at": _now_ms()})
                 continue
             if delta.get("cut"):
                 return

@@ -1,29 +1,40 @@
 """The figures of one scope for the command-centre wall `/wall`: the overview's KPIs and children plus
-today's new cases, the status funnel, the categories, the latest cases and alarms and the map areas.
+today's new cases, the status funnel, the categories, the 24-hour trend, today's channels, the latest
+cases and alarms and the map areas.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from data_sources import store
-from data_sources.model import FUNNEL, AlarmStatus, Level, Node
+from data_sources.model import FUNNEL, AlarmStatus, Channel, Level, Node
 from data_sources.overview import Overview, load_overview
 from data_sources.schema import AlarmRow, CameraRow, CaseRow, NodeRow
 from data_sources.wall_geo import Area, areas_of
+from data_sources.wall_layers import ON_DUTY as ON_DUTY  # app.py's restart window
+from data_sources.wall_layers import (
+    AlarmPoint,
+    CameraPoint,
+    WorkerPoint,
+    active_alarms,
+    scope_cameras,
+    scope_workers,
+    worker_node_id,
+)
 
 FEED_LENGTH = 6
 ALARM_LENGTH = 8
 CATEGORY_COUNT = 6
-#: A grid worker whose phone sent a fix this recently is on duty (在岗).
-ON_DUTY = timedelta(minutes=30)
+#: Hours of the trend panel, the current (partial) hour last.
+TREND_HOURS = 24
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
 
@@ -49,6 +60,22 @@ class AlarmItem:
     status: str
     at: datetime
     place: str
+    #: The case the alarm was turned into, if any.
+    case_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Trend:
+    """Cases reported and closed per hour over the last `TREND_HOURS` hours, oldest first.
+
+    `hours` are the starts of the hours as naive UTC; the last one is the current, partial hour.
+    """
+
+    hours: list[datetime]
+    reported: list[int]
+    closed: list[int]
+    #: When the counts were read (naive UTC).
+    as_of: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +86,26 @@ class WallFigures:
     funnel: list[tuple[str, int]]
     #: The most frequent categories of the window, most frequent first.
     categories: list[tuple[str, int]]
+    trend: Trend
+    #: Today's cases per intake channel, every channel in `Channel` order (zeros included).
+    channels: list[tuple[str, int]]
     cases: list[CaseItem]
     alarms: list[AlarmItem]
     #: The children's outlines (the map), and the scope's own.
     areas: list[Area]
     outline: Area | None
+    #: The map's points: grid workers, single cameras (low levels only), active alarms.
+    workers: list[WorkerPoint] = field(default_factory=list)
+    cameras: list[CameraPoint] = field(default_factory=list)
+    alarm_points: list[AlarmPoint] = field(default_factory=list)
+
+    @property
+    def worker_total(self) -> int:
+        """Grid workers serving the scope (a building is served by its grid's)."""
+        scope = self.overview.scope
+        if scope.node.level is Level.BUILDING:
+            return len(self.workers)
+        return scope.resources.workers
 
 
 def _scoped(query: AnySelect, table: Any, node: Node) -> AnySelect:
@@ -117,6 +159,59 @@ def categories(
     return [(str(k), int(v)) for k, v in session.execute(_scoped(query, CaseRow, node))]
 
 
+def hour_start(now: datetime) -> datetime:
+    """The start of `now`'s hour (both naive UTC).
+
+    Hours are UTC hours: the same as local hours in every zone with a whole-hour offset (China's).
+    """
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_of(column: Any, dialect: str) -> ColumnElement[Any]:
+    """`column` truncated to its hour, as text "YYYY-MM-DD HH" (portable across the two backends)."""
+    if dialect == "postgresql":
+        return func.to_char(column, "YYYY-MM-DD HH24")
+    return func.strftime("%Y-%m-%d %H", column)
+
+
+def trend(*, session: Session, node: Node, now: datetime, hours: int = TREND_HOURS) -> Trend:
+    """Cases of `node` reported and closed in each of the last `hours` hours (the current one last).
+
+    One statement: a GROUP BY per series over the indexed ancestor column, joined by UNION ALL.
+    """
+    current = hour_start(now)
+    since = current - timedelta(hours=hours - 1)
+    dialect = session.get_bind().dialect.name
+    c = CaseRow
+    series = []
+    for name, column in (("reported", c.reported_at), ("closed", c.closed_at)):
+        hour = _hour_of(column, dialect).label("hour")
+        query = select(literal(name).label("series"), hour, func.count().label("n")).where(
+            column >= since, column < current + timedelta(hours=1)
+        )
+        series.append(_scoped(query, c, node).group_by(hour))
+    starts = [since + timedelta(hours=i) for i in range(hours)]
+    index = {start.strftime("%Y-%m-%d %H"): i for i, start in enumerate(starts)}
+    counts = {"reported": [0] * hours, "closed": [0] * hours}
+    for row in session.execute(union_all(*series)):
+        i = index.get(str(row.hour))
+        if i is not None:
+            counts[str(row.series)][i] = int(row.n)
+    return Trend(starts, counts["reported"], counts["closed"], now)
+
+
+def channels(*, session: Session, node: Node, since: datetime) -> list[tuple[str, int]]:
+    """Cases of `node` reported since `since` per intake channel, every channel (0 when none)."""
+    query = (
+        select(CaseRow.channel, func.count())
+        .where(CaseRow.reported_at >= since)
+        .group_by(CaseRow.channel)
+    )
+    found = {str(k): int(v) for k, v in session.execute(_scoped(query, CaseRow, node))}
+    known = [(ch.value, found.pop(ch.value, 0)) for ch in Channel]
+    return known + sorted(found.items())  # a channel the model does not know yet still counts
+
+
 def latest_cases(*, session: Session, node: Node, limit: int = FEED_LENGTH) -> list[CaseItem]:
     return [
         CaseItem(c.id, c.title, c.category, c.status, c.reported_at)
@@ -124,20 +219,27 @@ def latest_cases(*, session: Session, node: Node, limit: int = FEED_LENGTH) -> l
     ]
 
 
-def latest_alarms(*, session: Session, node: Node, limit: int = ALARM_LENGTH) -> list[AlarmItem]:
-    """The alarms of `node` for the ticker: those still waiting for action (active or
-    acknowledged), newest first, then the most recently closed ones to fill `limit`."""
+def latest_alarms(
+    *, session: Session, node: Node, limit: int = ALARM_LENGTH, cameras: list[int] | None = None
+) -> list[AlarmItem]:
+    """The alarms of `node` (of `cameras` when given) for the ticker: those still waiting for
+    action (active or acknowledged), newest first, then the most recently closed ones to fill
+    `limit`."""
     a = AlarmRow
     query = (
-        select(a.id, a.type, a.severity, a.status, a.started_at, CameraRow.name)
+        select(a.id, a.type, a.severity, a.status, a.started_at, CameraRow.name, a.case_id)
         .join(CameraRow, CameraRow.id == a.camera_id)
         .order_by(a.started_at.desc(), a.id.desc())
     )
     items: list[AlarmItem] = []
     for where in (a.status.in_(_OPEN_ALARM), a.status.not_in(_OPEN_ALARM)):
-        rows = session.execute(_scoped(query.where(where).limit(limit - len(items)), a, node))
+        page = query.where(where).limit(limit - len(items))
+        if cameras is not None:
+            page = page.where(a.camera_id.in_(cameras))
+        rows = session.execute(page if cameras is not None else _scoped(page, a, node))
         items += [
-            AlarmItem(r.id, r.type, int(r.severity), r.status, r.started_at, r.name) for r in rows
+            AlarmItem(r.id, r.type, int(r.severity), r.status, r.started_at, r.name, r.case_id)
+            for r in rows
         ]
         if len(items) >= limit:
             break
@@ -164,10 +266,12 @@ def map_areas(*, session: Session, node: Node) -> tuple[list[Area], Area | None]
 
 
 def on_duty(fixes: Iterable[tuple[tuple[int, ...], datetime]], node: Node, now: datetime) -> int:
-    """Workers whose latest fix (path of node ids, time) is in `node` and recent enough."""
+    """Workers whose latest fix (path of node ids, time) is in `node` (a building: its grid) and
+    recent enough."""
     since = now - ON_DUTY
     city = node.level is Level.CITY
-    return sum(1 for path, ts in fixes if ts >= since and (city or node.id in path))
+    _, where = worker_node_id(node)
+    return sum(1 for path, ts in fixes if ts >= since and (city or where in path))
 
 
 def load_wall(
@@ -191,13 +295,44 @@ def load_wall(
         return None
     node = overview.scope.node
     kids, outline = areas(node) if areas is not None else map_areas(session=session, node=node)
+    cameras = scope_cameras(session=session, node=node)
+    # A building's alarms are those of the cameras that watch it, not only its own.
+    nearby = [c.id for c in cameras] if node.level is Level.BUILDING else None
+    today = day_start(now, tz)
     return WallFigures(
         overview=overview,
-        new_today=new_cases(session=session, node=node, since=day_start(now, tz)),
+        new_today=new_cases(session=session, node=node, since=today),
         funnel=funnel(session=session, node=node, since=overview.since),
         categories=categories(session=session, node=node, since=overview.since),
+        trend=trend(session=session, node=node, now=now),
+        channels=channels(session=session, node=node, since=today),
         cases=latest_cases(session=session, node=node),
-        alarms=latest_alarms(session=session, node=node),
+        alarms=latest_alarms(session=session, node=node, cameras=nearby),
         areas=kids,
         outline=outline,
+        workers=scope_workers(session=session, node=node, now=now),
+        cameras=cameras,
+        alarm_points=active_alarms(session=session, node=node, cameras=nearby),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Charts:
+    """The wall's two charts of one scope: what is reloaded when the trend's hour is over."""
+
+    trend: Trend
+    channels: list[tuple[str, int]]
+
+
+def load_charts(
+    *, session: Session, code: str | None, now: datetime, tz: ZoneInfo
+) -> Charts | None:
+    """The trend and today's channels of node `code` (the root when None or unknown)."""
+    node = store.node_by_code(session=session, code=code) if code else None
+    node = node or store.root_node(session=session)
+    if node is None:
+        return None
+    return Charts(
+        trend(session=session, node=node, now=now),
+        channels(session=session, node=node, since=day_start(now, tz)),
     )

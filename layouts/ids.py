@@ -58,12 +58,28 @@ class Wall(StrEnum):
     AREAS = "wall-areas"
     OUTLINE = "wall-outline"
     LABELS = "wall-labels"
+    CAMERAS = "wall-cameras"
+    WORKERS = "wall-workers"
+    ALARM_POINTS = "wall-alarm-points"
+    LEGEND_LOW = "wall-legend-low"
+    LEGEND_HIGH = "wall-legend-high"
     LEGEND = "wall-legend"
     RANKING = "wall-ranking"
     ALARMS = "wall-alarms"
     ALARM_LIST = "wall-alarm-list"
     FEED = "wall-feed"
     FEED_LIST = "wall-feed-list"
+    TREND = "wall-trend"
+    TREND_BODY = "wall-trend-body"
+    TREND_GRAPH = "wall-trend-graph"
+    #: Set by assets/wall.js when the charts are due (the hour is over, or every few minutes):
+    #: reloads both from SQL.
+    TREND_TICK = "wall-trend-tick"
+    CHANNELS = "wall-channels"
+    CHANNEL_GRAPH = "wall-channel-graph"
+    #: Set by assets/wall.js when a ticker button is clicked: {alarm, case, nonce}.
+    ALARM_ACTION = "wall-alarm-action"
+    ACTION_RESULT = "wall-action-result"
 
 
 def wall_kpi(name: str) -> str:
@@ -79,3 +95,8 @@ def wall_rank_row(code: str) -> str:
 def wall_rank_cell(code: str, name: str) -> str:
     """Id of the wall's ranking cell showing `name` of the child node `code` (updated live)."""
     return f"wall-rank-{code}-{name.replace('_', '-')}"
+
+
+def wall_worker_row(code: str) -> str:
+    """Id of the wall's row of grid worker `code` (at a building)."""
+    return f"wall-worker-{code}"

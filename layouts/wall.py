@@ -22,11 +22,13 @@ FITS = ("letterbox", "fill", "width", "height")
 DEFAULT_FIT = "letterbox"
 
 
-def href(code: str, lang: Lang, fit: str) -> str:
-    """The wall URL of node `code`, keeping the language and the fit."""
+def href(code: str, lang: Lang, fit: str, rotate: int | None = None) -> str:
+    """The wall URL of node `code`, keeping the language, the fit and the carousel."""
     query = {"scope": code, "lang": lang}
     if fit != DEFAULT_FIT:
         query["fit"] = fit
+    if rotate:
+        query["rotate"] = str(rotate)
     return "/wall?" + urlencode(query)
 
 
@@ -66,8 +68,11 @@ def page(tile_url: str | None = None, tz: str = "Asia/Shanghai") -> Component:
                 ],
                 className="wall-panel wall-map-panel",
             ),
+            html.Section(id=ids.Wall.TREND, className="wall-panel wall-trend"),
+            html.Section(id=ids.Wall.CHANNELS, className="wall-panel wall-channels"),
             html.Section(id=ids.Wall.RANKING, className="wall-panel wall-ranking"),
             html.Section(id=ids.Wall.ALARMS, className="wall-panel wall-alarms"),
+            html.Div(id=ids.Wall.ACTION_RESULT, className="wall-action-result"),
             html.Section(id=ids.Wall.FEED, className="wall-panel wall-feed"),
             html.Div(id=ids.Wall.NOTICE, className="wall-notice"),
         ],
@@ -77,6 +82,8 @@ def page(tile_url: str | None = None, tz: str = "Asia/Shanghai") -> Component:
     return html.Div(
         [
             dcc.Location(id=ids.Wall.URL, refresh=False),
+            dcc.Store(id=ids.Wall.TREND_TICK),
+            dcc.Store(id=ids.Wall.ALARM_ACTION),
             html.Div(canvas, id=ids.Wall.VIEWPORT, className="wall-viewport"),
         ]
     )
@@ -88,12 +95,14 @@ def title(figures: WallFigures, lang: Lang) -> str:
     return t("command_centre", lang, place=lineage[min(1, len(lineage) - 1)].name(lang))
 
 
-def breadcrumb(lineage: list[Node], lang: Lang, fit: str) -> list[Component]:
+def breadcrumb(
+    lineage: list[Node], lang: Lang, fit: str, rotate: int | None = None
+) -> list[Component]:
     """Links up the hierarchy, ending with the scope itself (not a link)."""
     *ancestors, current = lineage
     parts: list[Component] = []
     for node in ancestors:
-        parts.append(dcc.Link(node.name(lang), href=href(node.code, lang, fit)))
+        parts.append(dcc.Link(node.name(lang), href=href(node.code, lang, fit, rotate)))
         parts.append(html.Span("›", className="wall-breadcrumb-sep"))
     parts.append(html.Span(current.name(lang), className="wall-breadcrumb-current"))
     return parts
@@ -120,7 +129,8 @@ def _rate(value: float | None) -> str:
 
 
 def kpi_tiles(figures: WallFigures, on_duty: int, alarms: int, lang: Lang) -> Component:
-    """The 2×4 KPI tiles; `data-scope` tells assets/live.js which scope they belong to."""
+    """The 2×4 KPI tiles; `data-scope` tells assets/live.js which scope they belong to, and
+    `data-children` (codes, comma-separated, in code order) tells the carousel where to go."""
     scope = figures.overview.scope
     k = scope.kpis
     cases, people = t("unit_cases", lang), t("unit_people", lang)
@@ -140,10 +150,11 @@ def kpi_tiles(figures: WallFigures, on_duty: int, alarms: int, lang: Lang) -> Co
             "on_duty",
             t("on_duty", lang),
             number(on_duty),
-            f"/ {number(scope.resources.workers)} {people}".rstrip(),
+            f"/ {number(figures.worker_total)} {people}".rstrip(),
         ),
     ]
-    data: dict[str, Any] = {"data-scope": scope.node.code}
+    children = sorted(c.node.code for c in figures.overview.children)
+    data: dict[str, Any] = {"data-scope": scope.node.code, "data-children": ",".join(children)}
     return html.Div(tiles, className="wall-kpi-grid", **data)
 
 

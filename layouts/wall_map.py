@@ -13,6 +13,7 @@ from dash import html
 from dash.development.base_component import Component
 
 from data_sources.wall_geo import Area, bounds_of
+from data_sources.wall_layers import HIGH_SEVERITY, AlarmPoint, CameraPoint, WorkerPoint
 from layouts import ids
 from layouts.i18n import Lang, number, t
 
@@ -46,6 +47,12 @@ def map_view(tile_url: str | None) -> Component:
             bubblingMouseEvents=False,
         ),
         dl.GeoJSON(id=ids.Wall.LABELS, data=EMPTY, pointToLayer=_js("label"), interactive=False),
+        # Points never take clicks: a click anywhere on an area drills into it.
+        dl.GeoJSON(id=ids.Wall.CAMERAS, data=EMPTY, pointToLayer=_js("camera"), interactive=False),
+        dl.GeoJSON(id=ids.Wall.WORKERS, data=EMPTY, pointToLayer=_js("worker"), interactive=False),
+        dl.GeoJSON(
+            id=ids.Wall.ALARM_POINTS, data=EMPTY, pointToLayer=_js("alarm"), interactive=False
+        ),
     ]
     view: Component = dl.MapContainer(
         layers,
@@ -106,8 +113,15 @@ def areas_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[s
     }
 
 
-def labels_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[str, Any]:
-    """A label point per child at its stored surface point (always inside its polygon)."""
+def labels_data(
+    areas: list[Area],
+    load: Mapping[str, int],
+    lang: Lang,
+    cameras: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """A label point per child at its stored surface point (always inside its polygon), with the
+    child's camera count when `cameras` is given (the map's cameras, aggregated per child)."""
+    counts = cameras or {}
     return {
         "type": "FeatureCollection",
         "features": [
@@ -117,6 +131,9 @@ def labels_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[
                     "code": a.node.code,
                     "name": a.node.name(lang),
                     "open": number(load.get(a.node.code, 0)),
+                    "cameras": t("camera_count", lang, n=number(counts[a.node.code]))
+                    if counts.get(a.node.code)
+                    else "",
                 },
             )
             for a in areas
@@ -130,12 +147,17 @@ def outline_data(outline: Area | None) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": [_feature(outline.geometry, {})]}
 
 
-def viewport(areas: list[Area], outline: Area | None) -> dict[str, Any] | None:
-    """Fit the map to the scope (or its children when it has no outline), without animation."""
+def viewport(
+    areas: list[Area], outline: Area | None, points: Iterable[tuple[float, float]] = ()
+) -> dict[str, Any] | None:
+    """Fit the map to the scope (or its children when it has no outline) and any (lon, lat)
+    `points` it must show (a building's nearby cameras), without animation."""
     bounds = bounds_of([outline] if outline is not None else areas)
     if bounds is None:
         return None
     west, south, east, north = bounds
+    for lon, lat in points:
+        west, south, east, north = min(west, lon), min(south, lat), max(east, lon), max(north, lat)
     return {
         "bounds": [[south, west], [north, east]],
         "transition": "fitBounds",
@@ -146,9 +168,71 @@ def viewport(areas: list[Area], outline: Area | None) -> dict[str, Any] | None:
 def legend(values: Iterable[int], lang: Lang) -> list[Component]:
     """The colour scale on the map: the least … the most loaded child's open cases."""
     loads = list(values)
+    if not loads:
+        return []  # a building: no children to colour
     return [
         html.Span(t("load_legend", lang), className="wall-legend-label"),
-        html.Span(number(min(loads, default=0)), className="wall-legend-value"),
+        html.Span(
+            number(min(loads, default=0)), id=ids.Wall.LEGEND_LOW, className="wall-legend-value"
+        ),
         html.Span(className="wall-legend-bar"),
-        html.Span(number(max(loads, default=0)), className="wall-legend-value"),
+        html.Span(
+            number(max(loads, default=0)), id=ids.Wall.LEGEND_HIGH, className="wall-legend-value"
+        ),
     ]
+
+
+def _point(lon: float, lat: float, properties: dict[str, Any]) -> dict[str, Any]:
+    return _feature({"type": "Point", "coordinates": [lon, lat]}, properties)
+
+
+def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features}
+
+
+def workers_data(workers: list[WorkerPoint], scope: str) -> dict[str, Any]:
+    """The grid workers with a known position; `on` = on duty (else drawn dimmed). `scope` lets
+    assets/wall.js move only the workers of the map it shows."""
+    return _collection(
+        [
+            _point(
+                w.lon,
+                w.lat,
+                {
+                    "code": w.code,
+                    "name": w.name,
+                    "on": w.on_duty,
+                    "at": w.at.isoformat() + "Z" if w.at else None,
+                    "scope": scope,
+                },
+            )
+            for w in workers
+            if w.lon is not None and w.lat is not None
+        ]
+    )
+
+
+def cameras_data(cameras: list[CameraPoint]) -> dict[str, Any]:
+    """The single cameras (only low levels have any: above, the labels carry a count per child)."""
+    return _collection([_point(c.lon, c.lat, {"code": c.code}) for c in cameras])
+
+
+def alarms_data(alarms: list[AlarmPoint], scope: str) -> dict[str, Any]:
+    """Active alarms at their cameras; `high` ones are red and pulse faster."""
+    return _collection(
+        [
+            _point(
+                a.lon,
+                a.lat,
+                {
+                    "id": a.id,
+                    "type": a.type,
+                    "severity": a.severity,
+                    "status": a.status,
+                    "high": a.severity >= HIGH_SEVERITY,
+                    "scope": scope,
+                },
+            )
+            for a in alarms
+        ]
+    )

@@ -17,6 +17,7 @@ from dash.development.base_component import Component
 from data_sources.model import AlarmStatus, AlarmType, CaseStatus, Category
 from data_sources.overview import NodeFigures, Overview
 from data_sources.wall import AlarmItem, CaseItem
+from data_sources.wall_layers import WorkerPoint
 from layouts import ids
 from layouts.i18n import Lang, number, t
 
@@ -154,6 +155,38 @@ def ranking_panel(
     return [panel_title(t("ranking", lang)), html.Div(columns, className="wall-rank-cols")]
 
 
+#: Worker rows the panel holds (a grid has one or two).
+WORKER_ROWS = 8
+
+
+def workers_panel(workers: list[WorkerPoint], lang: Lang, tz: ZoneInfo) -> list[Component]:
+    """At a building, instead of a ranking: its grid's workers, on duty or not, last fix time."""
+    if not workers:
+        body: Component = html.Div(t("no_workers", lang), className="wall-empty")
+        return [panel_title(t("grid_workers", lang)), body]
+    rows = [
+        html.Div(
+            [
+                html.Span("●", className="wall-worker-dot"),
+                html.Span(w.name, className="wall-rank-name"),
+                html.Span(
+                    t("duty_on" if w.on_duty else "duty_off", lang),
+                    className="wall-chip wall-chip-" + ("on" if w.on_duty else "off"),
+                ),
+                html.Span(
+                    _hhmm(w.at, tz) if w.at else "—",
+                    className="wall-time",
+                ),
+            ],
+            id=ids.wall_worker_row(w.code),
+            className="wall-rank-row wall-worker-row" + ("" if w.on_duty else " wall-off-duty"),
+        )
+        for w in workers[:WORKER_ROWS]
+    ]
+    title = panel_title(t("grid_workers", lang), t("last_fix", lang))
+    return [title, html.Div(html.Div(rows, className="wall-rank-col"), className="wall-rank-cols")]
+
+
 def _iso(at: datetime) -> str:
     return at.isoformat() + "Z"
 
@@ -168,34 +201,27 @@ def _labels(lang: Lang) -> dict[str, dict[str, str]]:
         "category": {c.value: t(f"cat_{c.value}", lang) for c in Category},
         "alarm": {a.value: t(f"alarm_{a.value}", lang) for a in AlarmType},
         "alarm_status": {s.value: t(f"alarm_status_{s.value}", lang) for s in AlarmStatus},
+        "actions": {key: t(key, lang) for key in ("acknowledge", "to_case", "has_case")},
     }
 
 
 def _live_list(
-    items: list[Component], initial: list[dict[str, Any]], lang: Lang, tz: ZoneInfo, **kw: Any
+    initial: list[dict[str, Any]], lang: Lang, tz: ZoneInfo, empty: str, **kw: Any
 ) -> Component:
+    """A list whose lines assets/wall.js draws: from `data-initial`, then with the live items on top.
+
+    Its lines belong to wall.js, not to Dash: Dash renders the element with no children, so React
+    never reconciles them. A `set_props` of the list on every live message made Dash's renderer
+    re-check every component of the wall (three store updates each); with several lists, the
+    workers and the trend that was most of a wall's CPU at 100 events/s.
+    """
     data: dict[str, Any] = {
         "data-initial": json.dumps(initial, ensure_ascii=False),
         "data-labels": json.dumps(_labels(lang), ensure_ascii=False),
         "data-tz": str(tz),
+        "data-empty": empty,
     }
-    return html.Div(items, **kw, **data)
-
-
-def case_item(item: CaseItem, lang: Lang, tz: ZoneInfo) -> Component:
-    """One case line; assets/wall.js `caseItem` builds the same from a live item."""
-    return html.Div(
-        [
-            html.Span(_hhmm(item.at, tz), className="wall-time"),
-            html.Span(
-                t(f"status_{item.status}", lang), className=f"wall-chip wall-chip-{item.status}"
-            ),
-            html.Span(_category(item.category, lang), className="wall-feed-cat"),
-            html.Span(item.title, className="wall-feed-title"),
-        ],
-        key=item.id,
-        className="wall-feed-item",
-    )
+    return html.Div(**kw, **data)
 
 
 def feed_panel(cases: list[CaseItem], lang: Lang, tz: ZoneInfo) -> list[Component]:
@@ -203,28 +229,15 @@ def feed_panel(cases: list[CaseItem], lang: Lang, tz: ZoneInfo) -> list[Componen
         {"id": c.id, "title": c.title, "category": c.category, "status": c.status, "at": _iso(c.at)}
         for c in cases
     ]
-    items = [case_item(c, lang, tz) for c in cases]
-    body = _live_list(items, initial, lang, tz, id=ids.Wall.FEED_LIST, className="wall-list")
+    body = _live_list(
+        initial, lang, tz, t("no_feed", lang), id=ids.Wall.FEED_LIST, className="wall-list"
+    )
     return [panel_title(t("case_feed", lang)), body]
 
 
-def alarm_item(item: AlarmItem, lang: Lang, tz: ZoneInfo) -> Component:
-    """One alarm line; assets/wall.js `alarmItem` builds the same from a live item."""
-    closed = item.status not in (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
-    return html.Div(
-        [
-            html.Span(className="wall-sev"),
-            html.Span(t(f"alarm_{item.type}", lang), className="wall-alarm-type"),
-            html.Span(item.place, className="wall-alarm-place"),
-            html.Span(t(f"alarm_status_{item.status}", lang), className="wall-alarm-status"),
-            html.Span(_hhmm(item.at, tz), className="wall-time"),
-        ],
-        key=item.id,
-        className=f"wall-alarm-item wall-sev-{item.severity}" + (" wall-closed" if closed else ""),
-    )
-
-
-def alarm_panel(alarms: list[AlarmItem], lang: Lang, tz: ZoneInfo) -> list[Component]:
+def alarm_panel(
+    alarms: list[AlarmItem], lang: Lang, tz: ZoneInfo, note: str = ""
+) -> list[Component]:
     initial = [
         {
             "id": a.id,
@@ -233,11 +246,11 @@ def alarm_panel(alarms: list[AlarmItem], lang: Lang, tz: ZoneInfo) -> list[Compo
             "status": a.status,
             "at": _iso(a.at),
             "place": a.place,
+            "case_id": a.case_id,
         }
         for a in alarms
     ]
-    items: list[Component] = [alarm_item(a, lang, tz) for a in alarms]
-    if not items:
-        items = [html.Div(t("no_alarms", lang), className="wall-empty")]
-    body = _live_list(items, initial, lang, tz, id=ids.Wall.ALARM_LIST, className="wall-list")
-    return [panel_title(t("alarm_ticker", lang)), body]
+    body = _live_list(
+        initial, lang, tz, t("no_alarms", lang), id=ids.Wall.ALARM_LIST, className="wall-list"
+    )
+    return [panel_title(t("alarm_ticker", lang), note), body]

@@ -33,50 +33,70 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def running_server(database_url: str, **env: str) -> Iterator[str]:
-    """`uvicorn app:create_app --factory` on a free 127.0.0.1 port; yields its base URL."""
-    port = free_port()
-    environment = {**os.environ, "GRIDCC_DATABASE_URL": database_url, **env}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=environment,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+class Server:
+    """`uvicorn app:create_app --factory` on a fixed 127.0.0.1 port, stopped and started at will."""
+
+    def __init__(self, database_url: str, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "GRIDCC_DATABASE_URL": database_url, **env}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "2",
+            ],
+            cwd=ROOT,
+            env=self.env,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"{base}/healthz", timeout=1) as response:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=1) as response:
                     if response.status == 200:
-                        break
+                        return
             except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(f"server exited with {process.returncode}") from None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.process.returncode}") from None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
+
+    def stop(self) -> None:
+        """As a deploy stops it: SIGTERM, open streams and all."""
+        if self.process is None:
+            return
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+@contextmanager
+def running_server(database_url: str, **env: str) -> Iterator[str]:
+    """`uvicorn app:create_app --factory` on a free 127.0.0.1 port; yields its base URL."""
+    server = Server(database_url, **env)
+    server.start()
+    try:
+        yield server.base
+    finally:
+        server.stop()
 
 
 def launch(playwright: Playwright, executable: str) -> Browser:

@@ -88,6 +88,14 @@ def _backend_url(request: pytest.FixtureRequest, tmp_path: Path, name: str) -> s
     return f"sqlite:///{tmp_path / name}"
 
 
+def fresh_database_url(request: pytest.FixtureRequest, folder: Path) -> str:
+    """A new, empty database on the backend of `request.param`: a PostgreSQL database of its own,
+    or a SQLite file in `folder`."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("new_postgres_database")())
+    return f"sqlite:///{folder / 'city.db'}"
+
+
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
@@ -117,10 +125,7 @@ def seeded(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Engine, SeedReport]]:
     """Panlong seeded once per session on each backend (read-only for the tests that use it)."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("new_postgres_database")()
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('seeded') / 'panlong.db'}"
+    url = fresh_database_url(request, tmp_path_factory.mktemp("seeded"))
     eng = db.make_engine(url)
     db.upgrade(eng)
     report = seed_city(eng, seed=7, as_of=AS_OF, tz=TZ, **SMALL_SEED)  # type: ignore[arg-type]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from data_sources.directory import Bounds, Directory
+from data_sources.directory import Bounds, Directory, Place
 from data_sources.hub import QUEUE, UNWATCHED_S, Hub
 from data_sources.live import LiveState
 from data_sources.model import AlarmStatus, CaseStatus
@@ -35,9 +35,9 @@ def case(community: int, n: int) -> Projection:
     return Projection(applied=1, cases=[change])
 
 
-def make() -> tuple[Hub, LiveState]:
+def make(directory: Directory = DIRECTORY) -> tuple[Hub, LiveState]:
     live = LiveState(ROOT)
-    return Hub(lambda: live, lambda: DIRECTORY), live
+    return Hub(lambda: live, lambda: directory), live
 
 
 def push(hub: Hub, live: LiveState, projection: Projection) -> None:
@@ -99,7 +99,10 @@ def test_deltas_carry_alarm_changes_and_the_latest_fix_of_each_moved_worker() ->
     hub, live = make()
     sub = hub.subscribe(STREET)
     at = datetime(2026, 11, 23, 6)
-    alarm = AlarmChange("a1", (STREET, A), False, True, "smoke_fire", 3, AlarmStatus.ACTIVE, at)
+    alarm = AlarmChange(
+        "a1", (STREET, A), False, True, "smoke_fire", 3, AlarmStatus.ACTIVE, at,
+        "cam-9", "源丰路口", 102.705, 25.055,
+    )  # fmt: skip
     fixes = [
         PositionFix(7, (STREET, A), at, 102.70, 25.05, "w7"),
         PositionFix(7, (STREET, A), at.replace(second=30), 102.71, 25.06, "w7"),
@@ -109,7 +112,80 @@ def test_deltas_carry_alarm_changes_and_the_latest_fix_of_each_moved_worker() ->
     delta = sub.queue.get_nowait()
     assert delta["alarms"] == 1
     assert [(a["id"], a["severity"], a["new"]) for a in delta["alarm_feed"]] == [("a1", 3, True)]
+    # Where its camera stands: a live map draws the new alarm without a reload.
+    (item,) = delta["alarm_feed"]
+    assert (item["camera"], item["place"], item["lon"], item["lat"]) == (
+        "cam-9",
+        "源丰路口",
+        102.705,
+        25.055,
+    )
     assert {w["id"]: (w["lon"], w["lat"]) for w in delta["workers"]} == {
         "w7": (102.71, 25.06),
         "w8": (102.72, 25.07),
     }
+
+
+# A full path: district, street, community, grid, and two buildings of the grid (one in another grid).
+D, S, C, G, H, B1, B2, B3 = 10, 11, 12, 13, 14, 15, 16, 17
+CODES = {D: "530103", S: "530103004", C: "530103004001", G: "530103004001001"}
+CODES |= {H: "530103004001002", B1: "530103004001001001", B2: "530103004001001002"}
+CODES |= {B3: "530103004001002001"}
+FULL = Directory(
+    ROOT,
+    {
+        CODES[D]: Place(D, (D,)),
+        CODES[S]: Place(S, (D, S)),
+        CODES[C]: Place(C, (D, S, C)),
+        CODES[G]: Place(G, (D, S, C, G)),
+        CODES[H]: Place(H, (D, S, C, H)),
+        CODES[B1]: Place(B1, (D, S, C, G, B1)),
+        CODES[B2]: Place(B2, (D, S, C, G, B2)),
+        CODES[B3]: Place(B3, (D, S, C, H, B3)),
+    },
+    {},
+    {},
+    Bounds(0, 0, 1, 1),
+    {ROOT: "530100", **CODES},
+    {ROOT: [D], D: [S], S: [C], C: [G, H], G: [B1, B2], H: [B3]},
+)
+
+
+def test_a_buildings_stream_carries_its_grids_moved_workers_and_nearby_alarms() -> None:
+    """A worker's path stops at the grid, yet a building's wall shows its grid's workers: their
+    moves reach the building's stream; so do the alarms of the grid's other cameras (nearby)."""
+    hub, live = make(FULL)
+    building = hub.subscribe(B1)
+    grid = hub.subscribe(G)
+    other_grid = hub.subscribe(B3)
+    at = datetime(2026, 11, 23, 6)
+    fix = PositionFix(7, (D, S, C, G), at, 102.71, 25.06, "w7")
+    push(hub, live, Projection(applied=1, positions=[fix]))
+    delta = building.queue.get_nowait()
+    assert delta["node"] == CODES[B1] and delta["children"] == {}
+    assert delta["workers"] == [
+        {"id": "w7", "lon": 102.71, "lat": 25.06, "at": at.isoformat() + "Z"}
+    ]
+    assert [w["id"] for w in grid.queue.get_nowait()["workers"]] == ["w7"]
+    assert other_grid.queue.empty()  # another grid's building
+
+    def alarm(alarm_id: str, path: tuple[int, ...]) -> AlarmChange:
+        status = AlarmStatus.ACTIVE
+        return AlarmChange(alarm_id, path, False, True, "fire", 4, status, at, "c", "n", 1.0, 2.0)
+
+    own, next_door = alarm("own", (D, S, C, G, B1)), alarm("next", (D, S, C, G, B2))
+    push(hub, live, Projection(applied=2, alarms=[own, next_door]))
+    delta = building.queue.get_nowait()
+    assert [a["id"] for a in delta["alarm_feed"]] == ["own", "next"]  # its own only once
+    assert delta["alarms"] == 1  # the tile counts the building's own alarms
+    assert other_grid.queue.empty()
+
+
+def test_a_forgotten_building_no_longer_follows_its_grid() -> None:
+    hub, live = make(FULL)
+    hub.unsubscribe(hub.subscribe(B1))
+    hub.forget_unwatched(now=10**9 + UNWATCHED_S * 2)
+    fix = PositionFix(7, (D, S, C, G), datetime(2026, 11, 23, 6), 102.71, 25.06, "w7")
+    push(hub, live, Projection(applied=1, positions=[fix]))
+    assert hub.since(B1, hub.last_id - 1) is None
+    assert hub.frames == 0  # nothing watched: no frame built

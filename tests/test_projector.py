@@ -16,11 +16,18 @@ from data_sources.directory import Directory, load_directory
 from data_sources.events import Event
 from data_sources.live import LiveState, case_counts_from_sql, load_live_state, open_alarms_from_sql
 from data_sources.projector import project
-from data_sources.schema import AlarmEventRow, AlarmRow, CaseEventRow, CaseRow, PositionRow
+from data_sources.schema import (
+    AlarmEventRow,
+    AlarmRow,
+    CameraRow,
+    CaseEventRow,
+    CaseRow,
+    PositionRow,
+)
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, SimPlaces
 
-from .conftest import AS_OF, BACKENDS, TZ
+from .conftest import AS_OF, BACKENDS, TZ, fresh_database_url
 
 TABLES = (CaseRow, CaseEventRow, AlarmRow, AlarmEventRow, PositionRow)
 
@@ -30,10 +37,7 @@ def city(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Engine, Directory, SimPlaces]]:
     """A small seeded city (Shilin county, one day of history) on each backend."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("new_postgres_database")()
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('proj') / 'city.db'}"
+    url = fresh_database_url(request, tmp_path_factory.mktemp("proj"))
     engine = db.make_engine(url)
     db.upgrade(engine)
     seed_city(engine, seed=3, as_of=AS_OF, tz=TZ, districts=["530126"], days=1, cases_per_day=4000)
@@ -191,3 +195,55 @@ def test_transition_before_its_report_waits_then_applies(
         )
         assert notes == {None}
     _assert_live_equals_sql(engine, live)
+
+
+def test_alarm_changes_say_where_their_camera_stands(
+    city: tuple[Engine, Directory, SimPlaces],
+) -> None:
+    """A raised alarm (camera from the directory) and a later step of it (camera joined to the
+    stored alarm) both carry the camera's code, name and coordinates, for live maps."""
+    engine, directory, places = city
+    factory = EventFactory(places, directory, np.random.default_rng(4), prefix="where")
+    raised, *later = factory.alarm_story(AS_OF + timedelta(minutes=1))
+    camera_code = raised.payload.camera  # type: ignore[union-attr]
+    with Session(engine) as session:
+        camera = session.execute(
+            select(CameraRow.name, CameraRow.lon, CameraRow.lat).where(
+                CameraRow.code == camera_code
+            )
+        ).one()
+    expected = (camera_code, camera.name, camera.lon, camera.lat)
+    for batch in ([raised], later):
+        with Session(engine) as session, session.begin():
+            projection = project(session, batch, directory=directory, tz=TZ)
+        assert projection.alarms
+        for change in projection.alarms:
+            assert (change.camera, change.place, change.lon, change.lat) == expected
+
+
+def test_a_case_opened_from_an_alarm_links_it_even_in_the_same_batch_and_only_once(
+    city: tuple[Engine, Directory, SimPlaces],
+) -> None:
+    """Cases are applied before alarms within a batch: the link must still reach an alarm raised
+    in the same batch, and a later report naming the same alarm must not take it over."""
+    engine, directory, places = city
+    factory = EventFactory(places, directory, np.random.default_rng(5), prefix="link")
+    raised = factory.alarm_story(AS_OF + timedelta(minutes=1))[0]
+    alarm_id = raised.payload.alarm_id  # type: ignore[union-attr]
+
+    def opened_from_alarm(n: int) -> Event:
+        report = factory.case_story(AS_OF + timedelta(minutes=2))[0]
+        payload = report.payload.model_copy(update={"alarm_id": alarm_id, "case_id": f"c{n}"})
+        return report.model_copy(update={"id": f"link-report-{n}", "payload": payload})
+
+    first, second = opened_from_alarm(1), opened_from_alarm(2)
+    for batch in ([first, raised], [second]):
+        with Session(engine) as session, session.begin():
+            project(session, batch, directory=directory, tz=TZ)
+    with Session(engine) as session:
+        linked = session.scalar(select(AlarmRow.case_id).where(AlarmRow.id == alarm_id))
+        cases = session.scalars(
+            select(CaseRow.id).where(CaseRow.alarm_id == alarm_id).order_by(CaseRow.id)
+        ).all()
+    assert linked == "c1"
+    assert cases == ["c1", "c2"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import shapely
@@ -13,24 +13,30 @@ from shapely.geometry import shape
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from callbacks.wall import parse_wall_search
+from callbacks.wall import parse_rotate, parse_wall_search
 from data_sources import store
 from data_sources.model import AlarmStatus, Level, Node
-from data_sources.schema import AlarmRow, CaseRow
+from data_sources.schema import AlarmRow, CaseRow, NodeRow
 from data_sources.seed.city import SeedReport
 from data_sources.wall import (
+    Trend,
     categories,
+    channels,
     day_start,
     funnel,
+    hour_start,
     latest_alarms,
+    load_charts,
     load_wall,
     map_areas,
     new_cases,
     on_duty,
+    trend,
 )
 from data_sources.wall_geo import areas_of, bounds_of, simplify_geometry, vertex_count
 from layouts.pages import page_of
 from layouts.wall import href
+from layouts.wall_charts import channels_figure, trend_figure, trend_panel
 from layouts.wall_map import load_colour, viewport
 
 from .conftest import AS_OF, TZ
@@ -128,9 +134,24 @@ def test_parse_wall_search(search: str | None, expected: tuple[str | None, str, 
     assert parse_wall_search(search, "zh") == expected
 
 
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ("?scope=1&rotate=60", 60),
+        ("?rotate=0", None),
+        ("?rotate=-5", None),
+        ("?rotate=x", None),
+        (None, None),
+    ],
+)
+def test_parse_rotate(search: str | None, expected: int | None) -> None:
+    assert parse_rotate(search) == expected
+
+
 def test_links_keep_language_and_fit_and_paths_pick_the_page() -> None:
     assert href("530103", "en", "letterbox") == "/wall?scope=530103&lang=en"
     assert href("530103", "zh", "fill") == "/wall?scope=530103&lang=zh&fit=fill"
+    assert href("530103", "zh", "letterbox", 60) == "/wall?scope=530103&lang=zh&rotate=60"
     assert page_of("/wall") == page_of("/wall/") == "wall"
     assert page_of("/") == page_of("/anything") == "overview"
 
@@ -213,3 +234,155 @@ def test_load_wall_gathers_one_scope(seeded: tuple[Engine, SeedReport]) -> None:
         assert len(wall.areas) == len(wall.overview.children) > 0
         assert 0 < len(wall.cases) <= 6 and wall.funnel[0][0] == "reported"
         assert wall.new_today >= 0
+
+
+# ---------------------------------------------------------------- trend and channels, by hand
+
+NOW = datetime(
+    2026, 11, 23, 6, 20
+)  # 14:20 in Kunming; the trend's hours run 22 Nov 07:00–23 Nov 06:59 UTC
+
+
+def _hand_city(engine: Engine) -> None:
+    """A city with two districts and a handful of cases whose hours and channels are known."""
+    square = json.dumps(_circle(4))
+    with Session(engine) as session:
+        for id_, code, level, parent in (
+            (1, "530100", "city", None),
+            (2, "530103", "district", 1),
+            (3, "530102", "district", 1),
+        ):
+            session.add(
+                NodeRow(
+                    id=id_,
+                    code=code,
+                    level=level,
+                    parent_id=parent,
+                    name_zh=code,
+                    name_en=code,
+                    lon=102.7,
+                    lat=25.0,
+                    area_km2=1.0,
+                    geometry=square,
+                    district_id=id_ if parent else None,
+                )
+            )
+        session.flush()
+        cases = [
+            # id, district, channel, reported, closed
+            ("a", 2, "hotline_12345", datetime(2026, 11, 23, 6, 5), None),
+            ("f", 2, "hotline_12345", datetime(2026, 11, 23, 6, 59, 59), None),
+            ("b", 2, "video", datetime(2026, 11, 23, 5, 10), datetime(2026, 11, 23, 6, 30)),
+            ("c", 2, "grid_worker", datetime(2026, 11, 22, 7, 0), None),  # first hour, exactly
+            ("d", 2, "grid_worker", datetime(2026, 11, 22, 6, 59), datetime(2026, 11, 22, 8, 15)),
+            ("e", 3, "police_110", datetime(2026, 11, 23, 6, 10), None),
+            ("g", 3, "wechat", datetime(2026, 11, 23, 1, 0), None),  # a channel the model lacks
+            ("h", 2, "hotline_12345", datetime(2026, 11, 23, 7, 0), None),  # the next hour
+        ]
+        for id_, district, channel, reported, closed in cases:
+            session.add(
+                CaseRow(
+                    id=id_,
+                    title=id_,
+                    channel=channel,
+                    category="noise",
+                    status="closed" if closed else "reported",
+                    lon=102.7,
+                    lat=25.0,
+                    reported_at=reported,
+                    closed_at=closed,
+                    district_id=district,
+                )
+            )
+        session.commit()
+
+
+def test_trend_counts_reported_and_closed_per_hour(engine: Engine) -> None:
+    _hand_city(engine)
+    with Session(engine) as session:
+        district = _node(session, "530103")
+        city = _node(session, "530100")
+        found = trend(session=session, node=district, now=NOW)
+        assert len(found.hours) == len(found.reported) == len(found.closed) == 24
+        assert found.hours[0] == datetime(2026, 11, 22, 7, 0)
+        assert found.hours[-1] == hour_start(NOW) == datetime(2026, 11, 23, 6, 0)
+        expected_reported = [0] * 24
+        expected_reported[0] = 1  # c at 07:00 sharp; d at 06:59 is before the window
+        expected_reported[22] = 1  # b at 05:10
+        expected_reported[23] = 2  # a and f, the current hour; h is in the next hour
+        assert found.reported == expected_reported
+        expected_closed = [0] * 24
+        expected_closed[1] = 1  # d, closed at 08:15 the day before
+        expected_closed[23] = 1  # b
+        assert found.closed == expected_closed
+        everywhere = trend(session=session, node=city, now=NOW)
+        assert everywhere.reported[23] == 3  # e in the other district too
+        assert everywhere.reported[18] == 1  # g at 01:00
+        assert sum(everywhere.reported) == 6
+
+
+def test_channels_count_todays_cases_per_channel(engine: Engine) -> None:
+    _hand_city(engine)
+    with Session(engine) as session:
+        today = day_start(NOW, TZ)  # 16:00 UTC on the 22nd
+        district = channels(session=session, node=_node(session, "530103"), since=today)
+        assert district == [
+            ("grid_worker", 0),
+            ("hotline_12345", 3),  # a, f, h
+            ("patrol_vehicle", 0),
+            ("video", 1),
+            ("online_platform", 0),
+            ("police_110", 0),
+        ]
+        city = dict(channels(session=session, node=_node(session, "530100"), since=today))
+        assert city["police_110"] == 1 and city["wechat"] == 1 and sum(city.values()) == 6
+        charts = load_charts(session=session, code=None, now=NOW, tz=TZ)
+        assert charts is not None and dict(charts.channels) == city
+
+
+def test_trend_of_the_seeded_city_matches_plain_counts(seeded: tuple[Engine, SeedReport]) -> None:
+    with Session(seeded[0]) as session:
+        street = _node(session, "530103004")
+        found = trend(session=session, node=street, now=AS_OF)
+        for i in (0, 12, 23):
+            start = found.hours[i]
+            window = (
+                CaseRow.reported_at >= start,
+                CaseRow.reported_at < start + timedelta(hours=1),
+            )
+            expected = session.scalar(
+                select(func.count())
+                .select_from(CaseRow)
+                .where(CaseRow.street_id == street.id, *window)
+            )
+            assert found.reported[i] == expected
+        assert sum(found.reported) > 0 and sum(found.closed) > 0
+
+
+def _epoch_ms(at: datetime) -> str:
+    return str(int(at.replace(tzinfo=UTC).timestamp() * 1000))
+
+
+def test_trend_panel_says_when_to_reload_and_shows_local_hours() -> None:
+    hours = [datetime(2026, 11, 22, 7) + timedelta(hours=i) for i in range(24)]
+    early = Trend(hours, [0] * 23 + [2], [0] * 24, as_of=datetime(2026, 11, 23, 6, 20))
+    late = Trend(hours, [0] * 24, [0] * 24, as_of=datetime(2026, 11, 23, 6, 58))
+    body = trend_panel(early, "zh", TZ)[1]
+    assert getattr(body, "data-hour-end") == _epoch_ms(datetime(2026, 11, 23, 7))
+    assert getattr(body, "data-refresh-at") == _epoch_ms(datetime(2026, 11, 23, 6, 25))
+    assert getattr(trend_panel(late, "zh", TZ)[1], "data-refresh-at") == _epoch_ms(
+        datetime(2026, 11, 23, 7)
+    )
+    figure = trend_figure(early, "en", TZ)
+    assert figure["data"][0]["x"][-1] == "2026-11-23 14:00"  # Kunming time
+    assert figure["data"][0]["y"][-1] == 2 and figure["data"][0]["name"] == "Reported"
+
+
+def test_channels_figure_labels_and_total() -> None:
+    items = [("hotline_12345", 3), ("video", 1), ("grid_worker", 0)]
+    figure = channels_figure(items, "zh")
+    assert figure["data"][0]["labels"] == ["12345热线", "视频监控"]
+    assert figure["data"][0]["values"] == [3, 1]
+    assert figure["layout"]["annotations"][0]["text"] == "4"
+    empty = channels_figure([("video", 0)], "en")
+    assert empty["data"][0]["values"] == [1] and empty["layout"]["annotations"][0]["text"] == "0"

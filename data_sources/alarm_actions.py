@@ -1,0 +1,264 @@
+"""A duty officer acts on a camera alarm: acknowledge it (确认) and, if asked, turn it into a case (转案件).
+
+Nothing is written here. The steps become ordinary events, `alarm.acknowledged` and `case.reported`
+(channel video, linked to the alarm, in the camera's building), validated and published through the
+same `Ingestor` as every feed, so the projector records who did what and when in alarm_events and
+case_events. Their ids are derived from the alarm's id: repeating the action (a double click, a
+retry, a second officer, another app process) publishes nothing new, and whatever slips through is
+applied once by the idempotent projector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from data_sources.directory import Directory
+from data_sources.ingest import IngestError, Ingestor, source_of
+from data_sources.model import AlarmStatus, AlarmType, Category, Channel
+from data_sources.schema import AlarmRow, CameraRow, CaseRow
+
+#: The case category an alarm of each type becomes.
+CASE_CATEGORY: dict[AlarmType, Category] = {
+    AlarmType.FIRE: Category.SAFETY_HAZARD,
+    AlarmType.CROWD: Category.STREET_ORDER,
+    AlarmType.INTRUSION: Category.SAFETY_HAZARD,
+    AlarmType.ILLEGAL_PARKING: Category.ILLEGAL_PARKING,
+    AlarmType.STREET_VENDING: Category.STREET_ORDER,
+    AlarmType.GARBAGE_OVERFLOW: Category.SANITATION,
+    AlarmType.PERSON_DOWN: Category.SAFETY_HAZARD,
+    AlarmType.THROWN_OBJECT: Category.SAFETY_HAZARD,
+}
+#: Case titles are stored in Chinese, as every other case of the command centre.
+ALARM_NAMES_ZH: dict[AlarmType, str] = {
+    AlarmType.FIRE: "烟火",
+    AlarmType.CROWD: "人员聚集",
+    AlarmType.INTRUSION: "区域入侵",
+    AlarmType.ILLEGAL_PARKING: "违停",
+    AlarmType.STREET_VENDING: "占道经营",
+    AlarmType.GARBAGE_OVERFLOW: "垃圾满溢",
+    AlarmType.PERSON_DOWN: "人员倒地",
+    AlarmType.THROWN_OBJECT: "高空抛物",
+}
+_ENDED = (AlarmStatus.RESOLVED.value, AlarmStatus.FALSE_ALARM.value)
+
+
+class AlarmActionError(Exception):
+    """The action cannot be done: 404 (no such alarm) or 409 (the alarm has ended)."""
+
+    def __init__(self, status_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmActionResult:
+    alarm_id: str
+    #: Whether this call acknowledged the alarm (False: it had been acknowledged before).
+    acknowledged: bool
+    #: The alarm's case (opened now or before), None when none was asked for and none exists.
+    case_id: str | None
+    #: Whether this call opened the case.
+    case_created: bool
+    #: Ids of the events this call published.
+    events: list[str]
+
+
+def _digest(alarm_id: str) -> str:
+    return hashlib.sha256(alarm_id.encode()).hexdigest()[:24]
+
+
+def case_id_for(alarm_id: str) -> str:
+    """The id of the case opened from alarm `alarm_id` (the same whoever asks, however often)."""
+    return f"video-{_digest(alarm_id)}"
+
+
+def ack_event_id(alarm_id: str) -> str:
+    return f"ack-{_digest(alarm_id)}"
+
+
+def report_event_id(alarm_id: str) -> str:
+    return f"report-{_digest(alarm_id)}"
+
+
+def plan_alarm_action(
+    *,
+    session: Session,
+    directory: Directory,
+    alarm_id: str,
+    actor: str,
+    create_case: bool,
+    now: datetime,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """(the raw events to publish, the alarm's case id) for acknowledging alarm `alarm_id`.
+
+    Raises AlarmActionError: 404 for an unknown alarm, 409 for one that has ended.
+    `now` is naive UTC.
+    """
+    row = session.execute(
+        select(
+            AlarmRow.id,
+            AlarmRow.type,
+            AlarmRow.status,
+            AlarmRow.case_id,
+            CameraRow.code,
+            CameraRow.name,
+            CameraRow.lon,
+            CameraRow.lat,
+        )
+        .join(CameraRow, CameraRow.id == AlarmRow.camera_id)
+        .where(AlarmRow.id == alarm_id)
+    ).one_or_none()
+    if row is None:
+        raise AlarmActionError(404, f"unknown alarm '{alarm_id}'")
+    if row.status in _ENDED:
+        reason = f"alarm '{alarm_id}' has already ended ({row.status}): it cannot be acknowledged"
+        raise AlarmActionError(409, reason)
+    camera = directory.cameras.get(row.code)
+    if camera is None or not camera.path:
+        raise AlarmActionError(409, f"camera '{row.code}' of alarm '{alarm_id}' has no place")
+    node = directory.codes[camera.path[-1]]
+    ts = now.replace(tzinfo=UTC).isoformat()
+    events: list[dict[str, Any]] = []
+    if row.status == AlarmStatus.ACTIVE.value:
+        events.append(
+            {
+                "id": ack_event_id(alarm_id),
+                "kind": "alarm.acknowledged",
+                "ts": ts,
+                "node": node,
+                "payload": {"alarm_id": alarm_id, "actor": actor},
+            }
+        )
+    case_id: str | None = row.case_id
+    if create_case and case_id is None:
+        case_id = case_id_for(alarm_id)
+        if session.get(CaseRow, case_id) is None:
+            alarm_type = AlarmType(row.type)
+            events.append(
+                {
+                    "id": report_event_id(alarm_id),
+                    "kind": "case.reported",
+                    "ts": ts,
+                    "node": node,
+                    "payload": {
+                        "case_id": case_id,
+                        "channel": Channel.VIDEO.value,
+                        "category": CASE_CATEGORY[alarm_type].value,
+                        "title": f"视频告警·{ALARM_NAMES_ZH[alarm_type]}：{row.name}"[:256],
+                        "lon": row.lon,
+                        "lat": row.lat,
+                        "reporter": actor,
+                        "alarm_id": alarm_id,
+                    },
+                }
+            )
+    return events, case_id
+
+
+async def act_on_alarm(
+    *,
+    ingestor: Ingestor,
+    sessions: sessionmaker[Session],
+    directory: Directory,
+    alarm_id: str,
+    actor: str,
+    create_case: bool,
+    now: datetime,
+) -> AlarmActionResult:
+    """Acknowledge alarm `alarm_id` (and open its case) through the ingest path; idempotent."""
+
+    def prepare() -> tuple[list[Any], str | None]:
+        with sessions() as session:
+            raw, case_id = plan_alarm_action(
+                session=session,
+                directory=directory,
+                alarm_id=alarm_id,
+                actor=actor,
+                create_case=create_case,
+                now=now,
+            )
+        if not raw:
+            return [], case_id
+        try:
+            return list(ingestor.validate(raw).events), case_id
+        except IngestError as exc:
+            if exc.status_code == 409:  # published moments ago, not projected yet
+                return [], case_id
+            raise
+
+    events, case_id = await asyncio.to_thread(prepare)  # SQL: keep it off the event loop
+    if events:
+        await ingestor.publish(events)
+    published = [e.id for e in events]
+    return AlarmActionResult(
+        alarm_id,
+        ack_event_id(alarm_id) in published,
+        case_id,
+        report_event_id(alarm_id) in published,
+        published,
+    )
+
+
+class AcknowledgeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    #: Who acknowledges; the API key's source name when not given.
+    actor: Annotated[str | None, Field(min_length=1, max_length=64)] = None
+    create_case: bool = False
+
+
+def alarm_router(
+    *,
+    ingestor: Callable[[], Ingestor],
+    sessions: sessionmaker[Session],
+    directory: Callable[[], Directory],
+    clock: Callable[[], datetime],
+    api_keys: dict[str, str],
+) -> APIRouter:
+    """`POST /api/v1/alarms/{alarm_id}/acknowledge`, authenticated by the same API keys as ingest."""
+    router = APIRouter(prefix="/api/v1", tags=["alarms"])
+
+    @router.post("/alarms/{alarm_id}/acknowledge")
+    async def acknowledge(
+        alarm_id: str,
+        body: AcknowledgeRequest | None = None,
+        x_api_key: str | None = Header(default=None),
+    ) -> dict[str, Any]:
+        """Acknowledge an alarm and, with `create_case`, open a video case for it. Idempotent."""
+        source = source_of(x_api_key, api_keys)
+        request = body or AcknowledgeRequest()
+        try:
+            result = await act_on_alarm(
+                ingestor=ingestor(),
+                sessions=sessions,
+                directory=directory(),
+                alarm_id=alarm_id,
+                actor=request.actor or source,
+                create_case=request.create_case,
+                now=clock(),
+            )
+        except AlarmActionError as exc:
+            raise HTTPException(exc.status_code, exc.reason) from None
+        except IngestError as exc:
+            raise HTTPException(exc.status_code, exc.errors) from None
+        return {
+            "alarm_id": result.alarm_id,
+            "acknowledged": result.acknowledged,
+            "case_id": result.case_id,
+            "case_created": result.case_created,
+            "events": result.events,
+            "source": source,
+        }
+
+    return router
