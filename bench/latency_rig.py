@@ -139,6 +139,19 @@ def descendants(ticks: Ticks, skip: set[int]) -> set[int]:
     return ours - {os.getpid()}
 
 
+def autogroup(pid: str) -> str:
+    """The process's scheduler autogroup ("/autogroup-85"), or "" where the kernel has none to show
+    (no autogroup support, autogroup disabled, or a container that hides it: the file can then be
+    missing, unreadable or empty)."""
+    if not AUTOGROUP:
+        return ""
+    try:
+        fields = Path(f"/proc/{pid}/autogroup").read_text().split()
+    except OSError:
+        return ""
+    return fields[0] if fields else ""
+
+
 def renice_browser(nice: int, skip: set[int]) -> None:
     """Lower the priority of the browser (and the Playwright driver), so that pages that want more
     CPU than the machine has starve themselves, not the servers under test.
@@ -147,10 +160,11 @@ def renice_browser(nice: int, skip: set[int]) -> None:
     (on here) sessions share the CPU as equals whatever their threads' nice values: lower the
     session's (its autogroup's) nice as well. Renderers started later are forked from Chromium's
     zygote and inherit both."""
-    ours = Path("/proc/self/autogroup").read_text().split()[0] if AUTOGROUP else ""
+    ours = autogroup("self")
     for pid in descendants(cpu_ticks(), skip):
+        theirs = autogroup(str(pid))
         with contextlib.suppress(OSError):
-            if AUTOGROUP and Path(f"/proc/{pid}/autogroup").read_text().split()[0] != ours:
+            if ours and theirs and theirs != ours:
                 Path(f"/proc/{pid}/autogroup").write_text(str(nice))
         with contextlib.suppress(OSError):
             for task in os.scandir(f"/proc/{pid}/task"):
