@@ -7,8 +7,10 @@ a few seconds and a few tens of MB) and reloaded when the hierarchy changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,6 +46,49 @@ class Bounds:
         return self.min_lon <= lon <= self.max_lon and self.min_lat <= lat <= self.max_lat
 
 
+EARTH_RADIUS_M = 6_371_000
+
+
+@dataclass(frozen=True, slots=True)
+class Points:
+    """Points by id (building centres, cameras) as id-sorted arrays: a few MB for a whole city, where
+    dicts of float tuples would take tens; finding the points near one is one vectorised pass."""
+
+    ids: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+
+    @classmethod
+    def build(cls, rows: Iterable[tuple[int, float, float]]) -> Points:
+        data = np.array(list(rows), dtype=np.float64).reshape(-1, 3)
+        order = np.argsort(data[:, 0], kind="stable")
+        return cls(data[order, 0].astype(np.int64), data[order, 1], data[order, 2])
+
+    @classmethod
+    def empty(cls) -> Points:
+        return cls.build(())
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def at(self, point_id: int) -> tuple[float, float] | None:
+        i = int(np.searchsorted(self.ids, point_id))
+        if i < len(self.ids) and self.ids[i] == point_id:
+            return float(self.lon[i]), float(self.lat[i])
+        return None
+
+    def near(self, lon: float, lat: float, metres: float) -> list[int]:
+        """Ids of the points within `metres` of (lon, lat): great-circle distance (haversine), the
+        same formula as `wall_layers.distance_m`, so the live layer and the SQL one agree."""
+        p1, p2 = np.radians(lat), np.radians(self.lat)
+        a = (
+            np.sin((p2 - p1) / 2) ** 2
+            + np.cos(p1) * np.cos(p2) * np.sin(np.radians(self.lon - lon) / 2) ** 2
+        )
+        within = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(a)) <= metres
+        return [int(i) for i in self.ids[within]]
+
+
 #: Margin around the hierarchy's extent within which coordinates are accepted (~5 km).
 BOUNDS_MARGIN_DEG = 0.05
 
@@ -59,6 +104,9 @@ class Directory:
     codes: dict[int, str]
     #: Child node ids by parent id.
     children: dict[int, list[int]]
+    #: Where each building and each camera (by id) stands.
+    buildings_at: Points = field(default_factory=Points.empty)
+    cameras_at: Points = field(default_factory=Points.empty)
 
     def children_of(self, node: int) -> list[int]:
         return self.children.get(node, [])
@@ -76,6 +124,7 @@ def load_directory(*, session: Session) -> Directory:
     min_lon = min_lat = 180.0
     max_lon = max_lat = -180.0
     children: dict[int, list[int]] = {}
+    building_centres: list[tuple[int, float, float]] = []
     query = select(
         NodeRow.id,
         NodeRow.parent_id,
@@ -98,6 +147,7 @@ def load_directory(*, session: Session) -> Directory:
         path = _path(row)
         if row.level == Level.BUILDING.value:
             path = (*path, row.id)
+            building_centres.append((row.id, row.lon, row.lat))
         nodes[row.code] = Place(row.id, path)
         min_lon, max_lon = min(min_lon, row.lon), max(max_lon, row.lon)
         min_lat, max_lat = min(min_lat, row.lat), max(max_lat, row.lat)
@@ -121,7 +171,18 @@ def load_directory(*, session: Session) -> Directory:
     m = BOUNDS_MARGIN_DEG
     bounds = Bounds(min_lon - m, min_lat - m, max_lon + m, max_lat + m)
     codes = {place.id: code for code, place in nodes.items()}
-    return Directory(root_id, nodes, cameras, workers, bounds, codes, children)
+    cameras_at = Points.build((c.id, c.lon, c.lat) for c in cameras.values())
+    return Directory(
+        root_id,
+        nodes,
+        cameras,
+        workers,
+        bounds,
+        codes,
+        children,
+        Points.build(building_centres),
+        cameras_at,
+    )
 
 
 def empty_directory() -> Directory:

@@ -23,6 +23,7 @@ from data_sources.directory import Directory
 from data_sources.live import LiveState
 from data_sources.model import FACT_LEVELS, CaseStatus, Level
 from data_sources.projector import Projection
+from data_sources.wall_layers import NEARBY_M
 
 log = logging.getLogger(__name__)
 OPEN_STATUSES = tuple(s.value for s in CaseStatus if s.is_open)
@@ -74,6 +75,11 @@ class Hub:
     #: its grid's cameras (all "nearby"), but a worker's path stops at the grid and a camera's at its
     #: own building: those items are handed down to the grid's watched buildings.
     _below: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    #: Watched buildings by the cameras within `NEARBY_M` of them (by camera id): "nearby" reaches
+    #: over the grid's border, and the wall's first render (wall_layers.scope_cameras) counts those.
+    _near: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    #: The nearby cameras of each watched building (to let go of them when it is forgotten).
+    _cameras_near: dict[int, list[int]] = field(default_factory=dict)
     #: Per watched node: the first delta id its ring can hold (resume before that → snapshot).
     _tracked: dict[int, int] = field(default_factory=dict)
     #: Delta ids: milliseconds at start, so they keep increasing across restarts.
@@ -116,7 +122,7 @@ class Hub:
                     "lat": alarm.lat,
                 }
             self._touch(_nodes(root, alarm.path), self._alarms, item)
-            self._hand_down(alarm.path, self._alarms, item)
+            self._hand_down(alarm.path, self._alarms, item, camera=alarm.camera)
         for fix in projection.positions:
             at = fix.ts.isoformat() + "Z"
             item = {"id": fix.code, "lon": fix.lon, "lat": fix.lat, "at": at}
@@ -145,11 +151,18 @@ class Hub:
         path: tuple[int, ...],
         items: defaultdict[int, list[dict[str, Any]]],
         item: dict[str, Any],
+        camera: str = "",
     ) -> None:
-        """Give `item` (at `path`) to the watched buildings of its grid that its path misses."""
-        if len(path) <= GRID_AT or not self._below:
-            return
-        for building in self._below.get(path[GRID_AT], ()):
+        """Give `item` (at `path`) to the watched buildings that show it but that its path misses:
+        those of its grid and, for an alarm, those within `NEARBY_M` of its `camera`."""
+        buildings: set[int] = set()
+        if len(path) > GRID_AT and self._below:
+            buildings |= self._below.get(path[GRID_AT], set())
+        if camera and self._near:
+            place = self.directory().cameras.get(camera)
+            if place is not None:
+                buildings |= self._near.get(place.id, set())
+        for building in buildings:
             if building in self._tracked and building not in path:
                 self._children.setdefault(building, set())
                 items[building].append(item)
@@ -189,6 +202,10 @@ class Hub:
                     self._below[grid].discard(node)
                     if not self._below[grid]:
                         del self._below[grid]
+                for camera in self._cameras_near.pop(node, ()):
+                    self._near[camera].discard(node)
+                    if not self._near[camera]:
+                        del self._near[camera]
 
     def flush(self) -> None:
         changed, self._children = self._children, defaultdict(set)
@@ -258,8 +275,19 @@ class Hub:
             grid = self._grid_of_building(node)
             if grid is not None:
                 self._below[grid].add(node)
+                self._follow_nearby_cameras(node)
         self._unwatched_since.pop(node, None)
         return sub
+
+    def _follow_nearby_cameras(self, building: int) -> None:
+        directory = self.directory()
+        centre = directory.buildings_at.at(building)
+        if centre is None:
+            return
+        cameras = directory.cameras_at.near(*centre, NEARBY_M)
+        self._cameras_near[building] = cameras
+        for camera in cameras:
+            self._near[camera].add(building)
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.node)

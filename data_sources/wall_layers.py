@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from data_sources.directory import EARTH_RADIUS_M
 from data_sources.model import AlarmStatus, Level, Node, WorkerRole
 from data_sources.schema import AlarmRow, CameraRow, PositionRow, WorkerRow
 
@@ -131,7 +132,7 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
 def scope_cameras(*, session: Session, node: Node) -> list[CameraPoint]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from data_sources.directory import Bounds, Directory, Place
+from data_sources.directory import Bounds, CameraPlace, Directory, Place, Points
 from data_sources.hub import QUEUE, UNWATCHED_S, Hub
 from data_sources.live import LiveState
 from data_sources.model import AlarmStatus, CaseStatus
@@ -179,6 +179,69 @@ def test_a_buildings_stream_carries_its_grids_moved_workers_and_nearby_alarms() 
     assert [a["id"] for a in delta["alarm_feed"]] == ["own", "next"]  # its own only once
     assert delta["alarms"] == 1  # the tile counts the building's own alarms
     assert other_grid.queue.empty()
+
+
+# B1 stands at (102.7000, 25.0500); B3, in the next grid, 200 m east; two cameras in B3's grid: one
+# 100 m east of B1 (nearby: within 300 m) and one 1 km east (not).
+NEAR_CAM, FAR_CAM = 51, 52
+NEARBY = Directory(
+    ROOT,
+    FULL.nodes,
+    {
+        "cam-near": CameraPlace(NEAR_CAM, (D, S, C, H, B3), 102.7010, 25.05, "源丰路口"),
+        "cam-far": CameraPlace(FAR_CAM, (D, S, C, H, B3), 102.7100, 25.05, "金星立交"),
+    },
+    {},
+    Bounds(0, 0, 1, 1),
+    FULL.codes,
+    FULL.children,
+    Points.build([(B1, 102.7, 25.05), (B2, 102.7005, 25.0505), (B3, 102.702, 25.05)]),
+    Points.build([(NEAR_CAM, 102.7010, 25.05), (FAR_CAM, 102.7100, 25.05)]),
+)
+
+
+def test_points_near_a_building_by_great_circle_distance() -> None:
+    assert NEARBY.cameras_at.near(102.7, 25.05, 300) == [NEAR_CAM]
+    assert NEARBY.cameras_at.near(102.7, 25.05, 1_100) == [NEAR_CAM, FAR_CAM]
+    assert NEARBY.buildings_at.at(B3) == (102.702, 25.05)
+    assert NEARBY.buildings_at.at(999) is None
+    assert len(Points.empty()) == 0 and Points.empty().near(102.7, 25.05, 300) == []
+
+
+def test_a_buildings_stream_carries_alarms_of_nearby_cameras_in_another_grid() -> None:
+    """What the building's first render shows live as well: cameras within 300 m count as nearby
+    even across the grid's border (wall_layers.scope_cameras), so their alarms reach its stream."""
+    hub, live = make(NEARBY)
+    building = hub.subscribe(B1)
+    at = datetime(2026, 11, 23, 6)
+
+    def alarm(alarm_id: str, camera: str, lon: float, status: AlarmStatus) -> AlarmChange:
+        is_open = status is AlarmStatus.ACTIVE
+        return AlarmChange(
+            alarm_id, (D, S, C, H, B3), not is_open, is_open, "fire", 4, status, at, camera, "n",
+            lon, 25.05,
+        )  # fmt: skip
+
+    near, far = (
+        alarm("near", "cam-near", 102.701, AlarmStatus.ACTIVE),
+        alarm("far", "cam-far", 102.71, AlarmStatus.ACTIVE),
+    )
+    push(hub, live, Projection(applied=2, alarms=[near, far]))
+    delta = building.queue.get_nowait()
+    assert [a["id"] for a in delta["alarm_feed"]] == ["near"]
+    assert delta["alarms"] == 0  # the tile counts the building's own alarms only
+    # Its end as well: a resolved alarm leaves the building's map.
+    push(
+        hub,
+        live,
+        Projection(applied=1, alarms=[alarm("near", "cam-near", 102.701, AlarmStatus.RESOLVED)]),
+    )
+    assert [a["status"] for a in building.queue.get_nowait()["alarm_feed"]] == ["resolved"]
+
+    # Forgotten: it follows the camera no more.
+    hub.unsubscribe(building)
+    hub.forget_unwatched(now=10**9 + UNWATCHED_S * 2)
+    assert hub._near == {} and hub._cameras_near == {}
 
 
 def test_a_forgotten_building_no_longer_follows_its_grid() -> None:

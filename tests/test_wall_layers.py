@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from data_sources import store
+from data_sources.directory import load_directory
 from data_sources.model import AlarmStatus, Level, Node
 from data_sources.schema import AlarmRow, CameraRow, CaseRow, PositionRow, WorkerRow
 from data_sources.seed.city import SeedReport
@@ -97,6 +98,7 @@ def test_cameras_of_a_community_and_near_a_building(seeded: tuple[Engine, SeedRe
         everything = session.execute(
             select(CameraRow.id, CameraRow.grid_id, CameraRow.lon, CameraRow.lat)
         ).all()
+        directory = load_directory(session=session)
         # 1-6号楼's nearest camera outside its grid is ~630 m away; 4-3号楼 has 8 within 300 m.
         for code, others in ((BUILDING, False), ("530103004002004003", True)):
             near = _node(session, code)
@@ -108,6 +110,12 @@ def test_cameras_of_a_community_and_near_a_building(seeded: tuple[Engine, SeedRe
             }
             got = scope_cameras(session=session, node=near)
             assert {c.id for c in got} == wanted
+            # The hub follows the same cameras live: those within NEARBY_M, by the directory.
+            centre = directory.buildings_at.at(near.id)
+            assert centre == (near.lon, near.lat)
+            assert set(directory.cameras_at.near(*centre, NEARBY_M)) == {
+                c.id for c in everything if distance_m(near.lon, near.lat, c.lon, c.lat) <= NEARBY_M
+            }
             assert any(c.grid_id != near.parent_id for c in everything if c.id in wanted) is others
         # Above communities the map counts cameras per child instead.
         assert scope_cameras(session=session, node=_node(session, "530103004")) == []
