@@ -2,7 +2,8 @@
  *
  * - The stream follows the page's scope: a drill changes the URL, the watchdog sees it and reopens.
  * - EventSource stays CLOSED after a non-200 answer (a proxy's 503 during a deploy): we reopen it
- *   ourselves with backoff, forever.
+ *   ourselves with backoff, forever, saying where we were (`&last=<id>`: a new EventSource sends
+ *   no Last-Event-ID), so a short blip is replayed from the server's ring, not re-snapshotted.
  * - The badge has three states: live (● 实时); delayed (● 延迟 n 秒: messages arrive, but their data
  *   are more than DELAYED_MS older than the stream's best, or no message came for more than a
  *   heartbeat); stale (● 数据已过期 自 hh:mm:ss: the stream failed, or no message and no ping for two
@@ -16,6 +17,9 @@
  *   after a re-render, so a snapshot that arrives before the content keeps its numbers.
  * - What a page does with them is its view: the overview's is below; other pages add theirs with
  *   `window.gridccLive.addView({badge, badgeClass, apply(figures), items(msg), reset(scope)})`.
+ * - A snapshot on a scope the page has already heard from means the stream could not replay what
+ *   it missed (an outage longer than the server's ring, a server restart): the view's
+ *   `resync(scope)`, when it has one, draws what the deltas would have told it again.
  *   The view whose badge element is on the page is the one that is live.
  */
 (function () {
@@ -38,6 +42,8 @@
   var shownBadge = null;
   var liveFeed = [];
   var figures = null; // {node, open, alarms, children: {code: {open, alarms}}} of the shown scope
+  var heardScope = null; // the scope of the last message this page applied
+  var lastId = { scope: null, id: "" }; // the last delta or snapshot id heard, and its scope
 
   function lang() {
     return new URLSearchParams(window.location.search).get("lang") === "en" ? "en" : "zh";
@@ -259,9 +265,13 @@
     if (msg.heartbeat) heartbeatMs = msg.heartbeat * 1000;
     if (msg.reconnect_max) reconnectMaxMs = msg.reconnect_max * 1000;
     if (event.type === "ping" || msg.node !== shownScope()) return;
+    var gap = event.type === "snapshot" && heardScope === msg.node;
+    heardScope = msg.node;
+    if (event.lastEventId) lastId = { scope: msg.node, id: event.lastEventId };
     remember(msg, event.type === "snapshot");
     reapply();
     var view = activeView();
+    if (gap && view !== null && view.resync) view.resync(msg.node);
     if (view !== null && view.items) view.items(msg);
   }
 
@@ -288,7 +298,8 @@
     var view = activeView();
     if (view !== null && view.reset) view.reset(url);
     figures = null;
-    source = new EventSource(url);
+    var resume = lastId.id && url === "/live/stream?scope=" + encodeURIComponent(lastId.scope);
+    source = new EventSource(resume ? url + "&last=" + encodeURIComponent(lastId.id) : url);
     source.onopen = markLive;
     ["snapshot", "delta", "ping"].forEach(function (name) {
       source.addEventListener(name, onMessage);

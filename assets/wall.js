@@ -284,7 +284,9 @@
 
   function checkHour() {
     var body = trendBody();
-    if (!body) return;
+    // Not while the stream is down: the server is likely gone too, and a failed callback is an
+    // error in the console for nothing. The refresh is still due when the stream is back.
+    if (!body || root.getAttribute("data-wall-state") === "offline") return;
     var due = body.getAttribute("data-refresh-at"); // the hour's end or earlier
     var now = Date.now();
     // Ask once per due time, and again each minute while it stays due: a refresh that failed
@@ -336,6 +338,7 @@
   var rendered = {}; // per list id: the data-initial it was last merged over
   var renderedInto = {}; // per list id: the element it was last drawn into
   var liveScope = null;
+  var resyncs = 0;
 
   function merge(kind, incoming) {
     var known = {};
@@ -432,6 +435,17 @@
         liveScope = url;
         trendLast = null; // the next message (a snapshot) is the new baseline
         trendPending = { reported: 0, closed: 0 };
+      },
+      // Back after a gap the stream could not replay: what happened meanwhile (alarms resolved,
+      // cases moved on, the trend's growth) came in no delta. Start the lists and the trend from
+      // the server's render again, and ask for one (the render callback listens to the store).
+      resync: function (scope) {
+        live = { cases: [], alarms: [] };
+        trendLast = null;
+        trendPending = { reported: 0, closed: 0 };
+        if (window.gridccWallMap) window.gridccWallMap.forgetAlarms(scope);
+        resyncs += 1;
+        setStore("wall-resync", scope + ":" + resyncs + ":" + Date.now());
       },
       state: function (state) {
         root.setAttribute("data-wall-state", state);

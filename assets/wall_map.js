@@ -313,6 +313,12 @@
       updateAlarms(msg);
       flashAlarms(msg);
     },
+    // After a gap the stream could not replay (assets/wall.js asks the server to draw the wall
+    // again): the scope's alarm points drawn so far may include some resolved unseen. Forget them;
+    // the new render draws the open ones (until it arrives, live ones only).
+    forgetAlarms: function (scope) {
+      ofScope("alarms", scope).forEach(function (f) { delete mapped.alarms[f.properties.id]; });
+    },
     reset: function (url) {
       childAlarms = {}; // the next snapshot is the new scope's baseline
       // Points drawn on other scopes' maps go: back on a scope, what its new render drew counts,

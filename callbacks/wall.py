@@ -166,8 +166,12 @@ def register(app: Dash, services: Services) -> None:
         """Keep the last frame; show why over it."""
         return dict.fromkeys(OUTPUTS, no_update) | {"notice": notice}
 
-    @app.callback(output=OUTPUTS, inputs={"search": Input(W.URL, "search")})
-    async def render(search: str | None) -> dict[str, Any]:
+    @app.callback(
+        output=OUTPUTS,
+        # `resync`: the page's stream came back after a gap it could not replay (assets/wall.js).
+        inputs={"search": Input(W.URL, "search"), "resync": Input(W.RESYNC, "data")},
+    )
+    async def render(search: str | None, resync: Any = None) -> dict[str, Any]:  # noqa: ARG001
         if search is None:
             return stay(no_update)  # the location has not read the browser's URL yet
         scope, lang, fit = parse_wall_search(search, settings.default_lang)

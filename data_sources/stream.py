@@ -2,12 +2,14 @@
 
 Protocol: `retry:` first; then a `snapshot` event (the scope's figures and its children's), or, when
 the browser reconnects with `Last-Event-ID` and the hub's ring still reaches back, the `delta`
-events it missed; then a `delta` per frame in which the scope changed; a `ping` event every
-`heartbeat_s` so the page's watchdog can tell a quiet city from a dead connection. Every delta and
-snapshot carries `id:`; every message carries `at`, the server's time in ms when its data were
-current, so the page can tell "arriving late" from "live". The first message also tells the page the
-heartbeat and the cap of its reconnect backoff (`reconnect_max`, seconds). A stream the hub cut off
-for being slow simply ends; the browser reconnects.
+events it missed (a page that opens a new stream itself, after the browser gave up on one, says
+where it was with `last=<id>` in the query: a new EventSource sends no `Last-Event-ID`); then a
+`delta` per frame in which the scope changed; a `ping` event every `heartbeat_s` so the page's
+watchdog can tell a quiet city from a dead connection. Every delta and snapshot carries `id:`; every
+message carries `at`, the server's time in ms when its data were current, so the page can tell
+"arriving late" from "live". The first message also tells the page the heartbeat and the cap of its
+reconnect backoff (`reconnect_max`, seconds). A stream the hub cut off for being slow simply ends;
+the browser reconnects.
 """
 
 from __future__ import annotations
@@ -45,16 +47,19 @@ def live_router(
     @router.get("/live/stream")
     async def stream(
         scope: str | None = None,
+        last: str | None = None,
         last_event_id: str | None = Header(default=None),
     ) -> StreamingResponse:
-        """Live figures of one scope (node code; the city when omitted) as server-sent events."""
+        """Live figures of one scope (node code; the city when omitted) as server-sent events;
+        `last` (or the `Last-Event-ID` header, which wins): the id of the last delta the page has."""
         places = directory()
         root = places.codes.get(places.root_id) if places.root_id is not None else None
         # An unknown scope shows the city, as the page does (a stale bookmark must still be live).
         place = places.nodes.get(scope or "") or places.nodes.get(root or "")
         if place is None:
             raise HTTPException(503, "no hierarchy loaded yet: seed the database")
-        resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+        said = last_event_id or last
+        resume = int(said) if said and said.isdigit() else None
         hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
         return StreamingResponse(
             _events(hub(), place.id, resume, hello, heartbeat_s, retry_ms),

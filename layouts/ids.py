@@ -79,6 +79,10 @@ class Wall(StrEnum):
     CHANNEL_GRAPH = "wall-channel-graph"
     #: Set by assets/wall.js when a ticker button is clicked: {alarm, case, nonce}.
     ALARM_ACTION = "wall-alarm-action"
+    #: Set by assets/wall.js when the stream came back with a snapshot instead of the missed deltas
+    #: (an outage longer than the hub's ring, a server restart): the whole wall is drawn again
+    #: from SQL, so lists and map points hold nothing that changed unseen meanwhile.
+    RESYNC = "wall-resync"
     ACTION_RESULT = "wall-action-result"
 
 

@@ -84,6 +84,7 @@ def page(tile_url: str | None = None, tz: str = "Asia/Shanghai") -> Component:
             dcc.Location(id=ids.Wall.URL, refresh=False),
             dcc.Store(id=ids.Wall.TREND_TICK),
             dcc.Store(id=ids.Wall.ALARM_ACTION),
+            dcc.Store(id=ids.Wall.RESYNC),
             html.Div(canvas, id=ids.Wall.VIEWPORT, className="wall-viewport"),
         ]
     )

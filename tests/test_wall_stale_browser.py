@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app import utc_now
 from data_sources import db
-from data_sources.schema import NodeRow
+from data_sources.schema import CameraRow, NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
 
@@ -334,5 +335,96 @@ def test_data_arriving_late_turn_the_badge_delayed_and_back_to_live(
         expect(kpi_open(page)).to_have_text(f"{before + len(posted):,}", timeout=5_000)
         states = page.evaluate("window.__badgeStates")
         assert [s for s in states if "wall-live-offline" in s] == []  # late is not stale
+        assert console.errors == []
+        page.close()
+
+
+def post_alarm_event(
+    base: str, event_id: str, kind: str, node: str, payload: dict[str, object]
+) -> None:
+    event = {"id": event_id, "kind": kind, "ts": utc_now().isoformat() + "Z", "node": node}
+    request = urllib.request.Request(
+        f"{base}/api/v1/events",
+        data=json.dumps(event | {"payload": payload}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-API-Key": KEY},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202
+
+
+def a_camera_of(url: str, street_code: str) -> tuple[str, str]:
+    """A camera of the street that stands at a building, and the building's code."""
+    engine = db.make_engine(url)
+    with Session(engine) as session:
+        street = session.scalars(select(NodeRow.id).where(NodeRow.code == street_code)).one()
+        found = session.execute(
+            select(CameraRow.code, NodeRow.code)
+            .join(NodeRow, NodeRow.id == CameraRow.building_id)
+            .where(CameraRow.street_id == street)
+            .order_by(CameraRow.code)
+        ).first()
+    engine.dispose()
+    assert found is not None
+    return found[0], found[1]
+
+
+@pytest.mark.parametrize(
+    ("server", "restart"),
+    [
+        # A deploy's blip: the page's new stream says where it was and the ring replays the gap.
+        pytest.param({"GRIDCC_RECONNECT_MAX_S": "2"}, False, id="blip-replayed"),
+        # A restart: the new server's ring holds nothing of the old one, the stream starts with a
+        # snapshot, and a snapshot carries figures, not the alarm's end: the wall is drawn again.
+        pytest.param({"GRIDCC_RECONNECT_MAX_S": "2"}, True, id="restart-redrawn"),
+    ],
+    indirect=["server"],
+)
+def test_an_alarm_resolved_while_the_page_could_not_hear_leaves_its_map(
+    server: Server, browser: Browser, city: tuple[str, str], restart: bool
+) -> None:
+    """An alarm raised live is resolved while a proxy answers the page 503 (and the browser has
+    given up on its stream): once back, the alarm leaves the map and the ticker shows it closed,
+    instead of pulsing on for days."""
+    camera, building = a_camera_of(city[0], LIANMENG)
+    run = "restart" if restart else "blip"  # the city is shared by the module's tests
+    with Proxy(server.port) as proxy:
+        page, console = open_wall(browser, proxy.base)
+        dots = page.locator(".wall-alarm-dot")
+        expect(page.locator(".wall-area").first).to_be_attached(timeout=10_000)
+        before = dots.count()  # the street's open alarms, from SQL
+        ticker = page.locator(f"#{ids.Wall.ALARM_LIST} .wall-alarm-item[data-key='gap-fire-{run}']")
+        raised = {"alarm_id": f"gap-fire-{run}", "camera": camera, "type": "fire", "severity": 4}
+        post_alarm_event(server.base, f"gap-raise-{run}", "alarm.raised", building, raised)
+        expect(dots).to_have_count(before + 1, timeout=3_000)  # drawn live
+        expect(ticker).not_to_have_class(re.compile("wall-closed"))
+
+        proxy.set_mode("503")
+        expect(badge(page)).to_have_text(STALE, timeout=5_000)
+        if restart:
+            server.stop()
+            server.start()
+        resolved = {"alarm_id": f"gap-fire-{run}", "actor": "值班员"}
+        post_alarm_event(server.base, f"gap-resolve-{run}", "alarm.resolved", building, resolved)
+        # The browser's own retry (which sends Last-Event-ID) refused too: the page opens a new
+        # EventSource itself.
+        deadline = time.monotonic() + 10
+        while len(proxy.refused_streams) < 2 and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        assert len(proxy.refused_streams) >= 2
+        renders: list[str] = []
+        page.on("request", lambda r: renders.append(r.url) if "_dash-update" in r.url else None)
+        proxy.set_mode("relay")
+
+        expect(badge(page)).to_have_text("● 实时", timeout=10_000)
+        expect(dots).to_have_count(before, timeout=5_000)
+        expect(ticker).to_have_class(re.compile("wall-closed"))
+        # Replayed: no server callback at all; redrawn: one render, not one per message.
+        assert len(renders) == (1 if restart else 0), renders
+        # And live again afterwards: the next alarm is drawn without a render.
+        raised = {"alarm_id": f"gap-fire-{run}-2", "camera": camera, "type": "fire", "severity": 4}
+        post_alarm_event(server.base, f"gap-raise-{run}-2", "alarm.raised", building, raised)
+        expect(dots).to_have_count(before + 1, timeout=3_000)
+        assert len(renders) == (1 if restart else 0), renders
         assert console.errors == []
         page.close()
