@@ -5,7 +5,10 @@
  * Any click, key or wheel pauses it for `?rotate_pause=` seconds (default 300) after the last input,
  * so an operator who drills in is not pulled away; then it goes on (from the root if the operator
  * left the carousel's scopes). The root survives a reload (sessionStorage), e.g. when a
- * new build reloads the page in the middle of a round. <html data-wall-rotate="running|paused">.
+ * new build reloads the page in the middle of a round. While the stream is down (the wall shows
+ * stale data) it holds on the scope shown: a drill needs the server, and the stale state must stay
+ * on screen; it goes on a full period after the stream is back.
+ * <html data-wall-rotate="running|paused|held">.
  */
 (function () {
   "use strict";
@@ -81,6 +84,11 @@
       var children = grid.getAttribute("data-children");
       carousel.list = children ? children.split(",") : [];
       remember({ root: carousel.root, list: carousel.list });
+    }
+    if (root.getAttribute("data-wall-state") === "offline") {
+      root.setAttribute("data-wall-rotate", "held");
+      carousel.since = now;
+      return;
     }
     var paused = now < carousel.pausedUntil;
     root.setAttribute("data-wall-rotate", paused ? "paused" : "running");

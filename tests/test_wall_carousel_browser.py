@@ -1,5 +1,6 @@
 """The wall's carousel `?rotate=N` in a real Chromium: it shows each child scope in turn and comes back
-to its own scope, with no input; a click pauses it, and it goes on after `?rotate_pause=` seconds."""
+to its own scope, with no input; a click pauses it, and it goes on after `?rotate_pause=` seconds;
+it holds while the server is away."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from data_sources.schema import NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
 
-from .browser import PageWatch, running_server
+from .browser import PageWatch, Server, running_server
 from .conftest import AS_OF, TZ
+from .test_wall_stale_browser import Console
 
 pytestmark = pytest.mark.browser
 
@@ -111,3 +113,42 @@ def test_the_carousel_goes_round_the_children_and_back_and_pauses_on_a_click(
     assert watch.errors == []
     assert watch.off_host() == []
     page.close()
+
+
+def test_the_carousel_holds_while_the_server_is_away(
+    browser: Browser, city: tuple[str, list[str]]
+) -> None:
+    """With the stream down the wall shows its stale state on the scope it was on, not a drill that
+    cannot render; it goes on once the server is back."""
+    grids = city[1]
+    server = Server(city[0])
+    server.start()
+    try:
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        console = Console(page)
+        # A longer period here: the server is stopped just after a drill, and its graceful shutdown
+        # (up to 2 s, refusing new requests while the stream still runs) ends before the next one.
+        rotate = 5
+        page.goto(f"{server.base}/wall?scope={COMMUNITY}&rotate={rotate}", wait_until="load")
+        page.evaluate(RECORD_SCOPES)
+        wait_for_scopes(page, 2, timeout_s=rotate + 15)  # rotating
+        page.wait_for_timeout(300)  # rendered
+
+        server.stop()
+        expect(page.locator("html")).to_have_attribute("data-wall-rotate", "held", timeout=5_000)
+        held = scopes(page)
+        page.wait_for_timeout(2 * rotate * 1000)
+        assert scopes(page) == held  # two periods on one scope
+
+        server.start()
+        expect(page.locator("html")).to_have_attribute(
+            "data-wall-rotate", "running", timeout=15_000
+        )
+        seen = wait_for_scopes(page, len(held) + 1, timeout_s=rotate + 15)
+        order = [COMMUNITY, *grids]
+        assert seen[-1][0] == order[(order.index(held[-1]) + 1) % len(order)]
+        # No callback sent into the outage (the browser's own favicon request may fail).
+        assert [e for e in console.errors if "_favicon.ico" not in e] == []
+        page.close()
+    finally:
+        server.stop()
