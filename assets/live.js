@@ -38,6 +38,7 @@
   var SKEW_WINDOW_MS = 120000;
   var skew = { now: null, previous: null, since: 0 }; // min(arrival − at) in this and the last window
   var lagMs = 0;
+  var clockOffsetMs = 0; // this PC's clock − the server's (kept across reconnects; 0 until known)
   var heard = false; // the current stream has answered (opened or sent a message)
   var shownBadge = null;
   var liveFeed = [];
@@ -137,6 +138,14 @@
     if (skew.now === null || seen < skew.now) skew.now = seen;
     var best = skew.previous === null ? skew.now : Math.min(skew.now, skew.previous);
     lagMs = Math.max(0, seen - best);
+    clockOffsetMs = best;
+  }
+
+  // The server's time now, as well as the page can tell: this PC's clock minus its offset from the
+  // server's (plus the network's least delay), measured from the messages' `at`. Ages of server
+  // stamps (a worker's last fix) are taken against this, not against a wall PC's drifting clock.
+  function serverNow() {
+    return Date.now() - clockOffsetMs;
   }
 
   // Live or delayed (the stream is up): from the last message's lag and the silence since it.
@@ -283,7 +292,7 @@
   }
 
   function markOffline() {
-    if (offlineSince === null) offlineSince = new Date();
+    if (offlineSince === null) offlineSince = new Date(serverNow());
     badge("offline");
   }
 
@@ -346,6 +355,7 @@
     setProps: setProps,
     setText: setText,
     fmt: fmt,
+    serverNow: serverNow,
     lang: lang,
   };
 

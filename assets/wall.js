@@ -64,7 +64,8 @@
     var clock = document.getElementById("wall-clock");
     if (!clock) return;
     var tz = clock.getAttribute("data-tz") || undefined;
-    var now = new Date();
+    // The server's time (a wall PC's clock may be minutes off; the room reads this one).
+    var now = new Date(window.gridccLive ? window.gridccLive.serverNow() : Date.now());
     var parts = {};
     new Intl.DateTimeFormat("en-GB", {
       timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",

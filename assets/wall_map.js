@@ -204,12 +204,14 @@
   }
 
   // A worker whose last fix is older than ON_DUTY goes off duty on an unattended wall too, not
-  // only at the next render (data_sources/wall_layers.py ON_DUTY; a minute's grace for clocks).
+  // only at the next render (data_sources/wall_layers.py ON_DUTY; a minute's grace). Fix times come
+  // from the phones and the server, not this PC: they are aged by the server's time as the page
+  // estimates it, so a wall PC whose clock is off does not turn the whole grid off duty.
   var ON_DUTY_MS = 31 * 60 * 1000;
   setInterval(function () {
     var scope = shownScope();
     if (scope === null) return;
-    var now = Date.now();
+    var now = window.gridccLive.serverNow();
     var changed = false;
     ofScope("workers", scope).forEach(function (f) {
       var at = Date.parse(f.properties.at || "");

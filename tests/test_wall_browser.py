@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -570,6 +571,43 @@ def test_a_buildings_map_follows_its_grids_worker_live(
         arg=before,
         timeout=3_000,
     )
+    assert watch.errors == []
+    page.close()
+
+
+def test_a_worker_stays_on_duty_on_a_wall_pc_whose_clock_is_hours_off(
+    server: str, browser: Browser, database: tuple[str, Engine]
+) -> None:
+    """On duty is "a fix in the last 30 minutes" by the server's clock: a wall PC three hours ahead
+    must not turn every worker off duty at its next check, nor show the room the wrong time."""
+    with Session(database[1]) as session:
+        grid = store.node_by_code(session=session, code=GRID)
+        assert grid is not None
+        worker = session.scalars(select(WorkerRow.code).where(WorkerRow.grid_id == grid.id)).one()
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.clock.install(time=datetime.now(UTC) + timedelta(hours=3))
+    page.goto(f"{server}/wall?scope={GRID}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    fix = {"worker": worker, "lon": grid.lon, "lat": grid.lat}
+    now = datetime.now(UTC).isoformat()
+    post_event(
+        server,
+        {"id": "wall-gps-skewed", "kind": "worker.position", "ts": now, "node": GRID}
+        | {"payload": fix},
+    )
+    expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
+    clock = page.locator(f"#{ids.Wall.CLOCK}")
+    shown = datetime.strptime(clock.inner_text(), "%H:%M:%S").time()
+    real = datetime.now(ZoneInfo(clock.get_attribute("data-tz") or "UTC"))
+    drift = abs(datetime.combine(real.date(), shown) - real.replace(tzinfo=None))
+    assert min(drift, timedelta(days=1) - drift) < timedelta(seconds=5), (shown, real)
+    # Plotly loaded (a jump of the page's clock would time its loader out) and the charts drawn.
+    expect(page.locator(".js-plotly-plot").first).to_be_attached(timeout=15_000)
+    page.clock.fast_forward(61_000)  # the page's on-duty check runs every minute
+    page.wait_for_timeout(1_000)
+    assert page.locator(f"#{ids.wall_kpi('on_duty')}").inner_text() == "1"
+    assert page.locator(".wall-worker-off").count() == 0
     assert watch.errors == []
     page.close()
 
