@@ -456,6 +456,16 @@ def post_event(base: str, event: dict[str, object]) -> None:
         assert response.status == 202
 
 
+def post_fix(base: str, event_id: str, worker: str, lon: float, lat: float) -> None:
+    """A GPS fix of a worker of GRID, stamped now."""
+    fix = {"worker": worker, "lon": lon, "lat": lat}
+    now = datetime.now(UTC).isoformat()
+    post_event(
+        base,
+        {"id": event_id, "kind": "worker.position", "ts": now, "node": GRID, "payload": fix},
+    )
+
+
 def post_alarm(base: str, alarm_id: str, camera: str, node: str) -> None:
     event = {
         "id": f"raise-{alarm_id}",
@@ -491,11 +501,7 @@ def test_the_map_follows_workers_cases_and_alarms_live(
     page.on("request", lambda r: callbacks.append(r.url) if "_dash-update" in r.url else None)
 
     now = datetime.now(UTC).isoformat()
-    fix = {"worker": worker, "lon": building.lon, "lat": building.lat}
-    post_event(
-        server,
-        {"id": "wall-gps-1", "kind": "worker.position", "ts": now, "node": GRID, "payload": fix},
-    )
+    post_fix(server, "wall-gps-1", worker, building.lon, building.lat)
     expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
     expect(page.locator(f"#{ids.wall_kpi('on_duty')}")).to_have_text("1")
     # The marker stands on the building's stored point, which its label marks too.
@@ -556,13 +562,7 @@ def test_a_buildings_map_follows_its_grids_worker_live(
     expect(marker).to_have_count(1, timeout=15_000)
     page.wait_for_timeout(300)  # the map has framed the building
     before = marker.bounding_box()
-    fix = {"worker": worker, "lon": building.lon, "lat": building.lat}
-    now = datetime.now(UTC).isoformat()
-    post_event(
-        server,
-        {"id": "wall-gps-building", "kind": "worker.position", "ts": now, "node": GRID}
-        | {"payload": fix},
-    )
+    post_fix(server, "wall-gps-building", worker, building.lon, building.lat)
     expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
     expect(page.locator(f"#{ids.wall_kpi('on_duty')}")).to_have_text("1")
     page.wait_for_function(
@@ -589,13 +589,7 @@ def test_a_worker_stays_on_duty_on_a_wall_pc_whose_clock_is_hours_off(
     page.clock.install(time=datetime.now(UTC) + timedelta(hours=3))
     page.goto(f"{server}/wall?scope={GRID}", wait_until="load")
     expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
-    fix = {"worker": worker, "lon": grid.lon, "lat": grid.lat}
-    now = datetime.now(UTC).isoformat()
-    post_event(
-        server,
-        {"id": "wall-gps-skewed", "kind": "worker.position", "ts": now, "node": GRID}
-        | {"payload": fix},
-    )
+    post_fix(server, "wall-gps-skewed", worker, grid.lon, grid.lat)
     expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
     clock = page.locator(f"#{ids.Wall.CLOCK}")
     shown = datetime.strptime(clock.inner_text(), "%H:%M:%S").time()
