@@ -80,6 +80,13 @@
     }
   }
 
+  // A dcc.Store (or a map layer) has no element of its id in the page: set it directly; the server
+  // callbacks listening to it run.
+  function setStore(id, data) {
+    var clientside = window.dash_clientside;
+    if (clientside && clientside.set_props) clientside.set_props(id, { data: data });
+  }
+
   // A live figure is written straight into its element's text: a set_props makes Dash's renderer
   // re-check every component of the page (three store updates, each running every component's
   // selector), which on a big page costs milliseconds per figure and, with 20 walls on one
@@ -353,6 +360,7 @@
       views.push(view);
     },
     setProps: setProps,
+    setStore: setStore,
     setText: setText,
     fmt: fmt,
     serverNow: serverNow,

@@ -167,10 +167,9 @@
       .filter(function (f) { return f.properties.scope === scope; });
   }
 
-  // Map layers have no element of their id (gridccLive.setProps looks for one): set them directly.
+  // Map layers have no element of their id (gridccLive.setProps looks for one).
   function setLayer(id, data) {
-    var clientside = window.dash_clientside;
-    if (clientside && clientside.set_props) clientside.set_props(id, { data: data });
+    window.gridccLive.setStore(id, data);
   }
 
   function collection(features) {
