@@ -15,7 +15,6 @@ import os
 import re
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from .browser import Server
 from .conftest import AS_OF, TZ
 from .outage import Proxy
 from .test_live_browser import KEY, post_case
+from .wall_city import post_event
 
 pytestmark = pytest.mark.browser
 
@@ -342,15 +342,8 @@ def test_data_arriving_late_turn_the_badge_delayed_and_back_to_live(
 def post_alarm_event(
     base: str, event_id: str, kind: str, node: str, payload: dict[str, object]
 ) -> None:
-    event = {"id": event_id, "kind": kind, "ts": utc_now().isoformat() + "Z", "node": node}
-    request = urllib.request.Request(
-        f"{base}/api/v1/events",
-        data=json.dumps(event | {"payload": payload}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "X-API-Key": KEY},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 202
+    ts = utc_now().isoformat() + "Z"
+    post_event(base, {"id": event_id, "kind": kind, "ts": ts, "node": node, "payload": payload})
 
 
 def a_camera_of(url: str, street_code: str) -> tuple[str, str]:

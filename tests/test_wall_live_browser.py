@@ -1,0 +1,344 @@
+"""The wall `/wall` kept live in a real headless Chromium: figures, trend, lists and the map follow
+posted events without a server callback; alarms are acknowledged and turned into cases from it."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from playwright.sync_api import Browser, expect
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from app import Settings, utc_now
+from data_sources import store
+from data_sources.alarm_actions import case_id_for
+from data_sources.schema import (
+    AlarmEventRow,
+    AlarmRow,
+    CameraRow,
+    CaseEventRow,
+    CaseRow,
+    NodeRow,
+    WorkerRow,
+)
+from layouts import ids
+
+from .browser import PageWatch
+from .test_live_browser import post_case
+from .wall_city import (
+    BUILDING,
+    GRID,
+    LIANMENG,
+    PANLONG,
+    TREND_NOW,
+    kpi_open,
+    open_cases,
+    post_alarm,
+    post_event,
+    post_fix,
+    seeded_city,
+    serving,
+)
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine]]:
+    yield from seeded_city(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(database: tuple[str, Engine]) -> Iterator[str]:
+    with serving(database[0]) as base:
+        yield base
+
+
+def test_a_posted_case_updates_the_wall_live(
+    server: str, browser: Browser, database: tuple[str, Engine], artifacts: Path
+) -> None:
+    with Session(database[1]) as session:
+        building = session.scalars(
+            select(NodeRow.code)
+            .where(NodeRow.level == "building", NodeRow.code.startswith(LIANMENG))
+            .order_by(NodeRow.code)
+        ).first()
+    assert building is not None
+    community = building[:12]
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.goto(f"{server}/wall?scope={LIANMENG}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    tile = kpi_open(page)
+    expect(tile).to_have_text(open_cases(database[1], LIANMENG), timeout=15_000)
+    before = int(tile.inner_text().replace(",", ""))
+    cell = page.locator(f"#{ids.wall_rank_cell(community, 'open')}")
+    cell_before = int(cell.inner_text().replace(",", ""))
+
+    trend_before = page.evaluate(TREND_NOW)
+    post_case(server, "wall-live-1", building, "联盟街道大屏测试：井盖缺失")
+    expect(tile).to_have_text(f"{before + 1:,}", timeout=2_000)
+    # The current hour's bar grows in the browser, with no server callback (every 5 s at most).
+    page.wait_for_function(f"() => ({TREND_NOW})() === {trend_before + 1}", timeout=7_000)
+    # When the hour is over, both charts are reloaded from SQL (and say when their hour ends).
+    body = page.locator(f"#{ids.Wall.TREND_BODY}")
+    body.evaluate("el => el.setAttribute('data-refresh-at', '0')")
+    expect(body).not_to_have_attribute("data-refresh-at", "0", timeout=10_000)
+    expect(cell).to_have_text(f"{cell_before + 1:,}", timeout=2_000)
+    feed = page.locator(f"#{ids.Wall.FEED_LIST}")
+    expect(feed).to_contain_text("井盖缺失", timeout=2_000)
+    expect(feed.locator(".wall-feed-item").first).to_contain_text("噪音扰民")
+    expect(feed.locator(".wall-feed-item")).to_have_count(6)
+    page.screenshot(path=str(artifacts / "wall-live-lianmeng.png"))
+    assert watch.errors == []
+    page.close()
+
+
+def test_the_map_follows_workers_cases_and_alarms_live(
+    server: str, browser: Browser, database: tuple[str, Engine], artifacts: Path
+) -> None:
+    """At a grid: the worker's marker moves and comes on duty, a building's colour and label follow
+    its open cases, a new high-severity alarm flashes, all without a server callback."""
+    engine = database[1]
+    quiet = "530103004001001001"  # 1-1号楼: no open case yet, so a new one makes it the most loaded
+    with Session(engine) as session:
+        grid = store.node_by_code(session=session, code=GRID)
+        building = store.node_by_code(session=session, code=quiet)
+        assert grid is not None and building is not None
+        worker = session.scalars(select(WorkerRow.code).where(WorkerRow.grid_id == grid.id)).one()
+        camera, camera_name = session.execute(
+            select(CameraRow.code, CameraRow.name).where(CameraRow.building_id == building.id)
+        ).first() or (None, None)
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.goto(f"{server}/wall?scope={GRID}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    expect(page.locator(".wall-worker-off")).to_have_count(1, timeout=15_000)  # fixes of 2026-11-23
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "_dash-update" in r.url else None)
+
+    now = datetime.now(UTC).isoformat()
+    post_fix(server, "wall-gps-1", worker, building.lon, building.lat)
+    expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
+    expect(page.locator(f"#{ids.wall_kpi('on_duty')}")).to_have_text("1")
+    # The marker stands on the building's stored point, which its label marks too.
+    marker = page.locator(".wall-worker-on").bounding_box()
+    label = page.locator(f".wall-label-{quiet}").bounding_box()
+    assert marker is not None and label is not None
+    assert abs(marker["x"] + marker["width"] / 2 - label["x"]) < 2
+    assert abs(marker["y"] + marker["height"] / 2 - label["y"]) < 2
+
+    post_case(server, "wall-map-live-1", quiet, "源丰社区1-1号楼 楼道堆物")
+    value = page.locator(f".wall-label-{quiet} .wall-label-value")
+    expect(value).to_have_text("1", timeout=3_000)
+    fill = f"document.querySelector('.wall-area-{quiet}').style.fill"
+    page.wait_for_function(f"{fill} === 'rgb(239, 68, 68)'", timeout=3_000)  # the top: red
+
+    dots, red = page.locator(".wall-alarm-dot"), page.locator(".wall-alarm-high")
+    dots_before, red_before = dots.count(), red.count()
+    raised = {"alarm_id": "wall-fire-1", "camera": camera, "type": "fire", "severity": 4}
+    post_event(
+        server,
+        {"id": "wall-alarm-1", "kind": "alarm.raised", "ts": now, "node": quiet, "payload": raised},
+    )
+    expect(page.locator(f".wall-area-{quiet}.wall-flash")).to_have_count(1, timeout=3_000)
+    expect(page.locator(".wall-map-frame.wall-flash")).to_have_count(1)
+    # The new alarm pulses on the map at its camera, without a reload.
+    expect(dots).to_have_count(dots_before + 1, timeout=3_000)
+    expect(red).to_have_count(red_before + 1)
+    pulse = page.evaluate(
+        "getComputedStyle(document.querySelector('.wall-alarm-high'), '::after').animationName"
+    )
+    assert pulse == "wall-pulse"
+    newest = page.locator(f"#{ids.Wall.ALARM_LIST} .wall-alarm-item").first
+    expect(newest).to_contain_text("烟火")
+    expect(newest.locator(".wall-alarm-place")).to_have_text(str(camera_name))  # live, too
+    page.screenshot(path=str(artifacts / "wall-grid-live.png"))
+    assert callbacks == []  # every change above was applied in the browser
+    assert watch.errors == []
+    assert watch.off_host() == []
+    page.close()
+
+
+def test_a_buildings_map_follows_its_grids_worker_live(
+    server: str, browser: Browser, database: tuple[str, Engine]
+) -> None:
+    """A worker's fixes belong to their grid, yet a building's wall shows the grid's workers: the
+    marker moves there too, without a reload."""
+    engine = database[1]
+    with Session(engine) as session:
+        grid = store.node_by_code(session=session, code=GRID)
+        building = store.node_by_code(session=session, code=BUILDING)
+        assert grid is not None and building is not None
+        worker = session.scalars(select(WorkerRow.code).where(WorkerRow.grid_id == grid.id)).one()
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.goto(f"{server}/wall?scope={BUILDING}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    marker = page.locator(".wall-worker")
+    expect(marker).to_have_count(1, timeout=15_000)
+    page.wait_for_timeout(300)  # the map has framed the building
+    before = marker.bounding_box()
+    post_fix(server, "wall-gps-building", worker, building.lon, building.lat)
+    expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
+    expect(page.locator(f"#{ids.wall_kpi('on_duty')}")).to_have_text("1")
+    page.wait_for_function(
+        "b => { const r = document.querySelector('.wall-worker').getBoundingClientRect();"
+        " return Math.abs(r.x - b.x) + Math.abs(r.y - b.y) > 2; }",
+        arg=before,
+        timeout=3_000,
+    )
+    assert watch.errors == []
+    page.close()
+
+
+def test_a_worker_stays_on_duty_on_a_wall_pc_whose_clock_is_hours_off(
+    server: str, browser: Browser, database: tuple[str, Engine]
+) -> None:
+    """On duty is "a fix in the last 30 minutes" by the server's clock: a wall PC three hours ahead
+    must not turn every worker off duty at its next check, nor show the room the wrong time."""
+    with Session(database[1]) as session:
+        grid = store.node_by_code(session=session, code=GRID)
+        assert grid is not None
+        worker = session.scalars(select(WorkerRow.code).where(WorkerRow.grid_id == grid.id)).one()
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.clock.install(time=datetime.now(UTC) + timedelta(hours=3))
+    page.goto(f"{server}/wall?scope={GRID}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    post_fix(server, "wall-gps-skewed", worker, grid.lon, grid.lat)
+    expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
+    clock = page.locator(f"#{ids.Wall.CLOCK}")
+    tz = ZoneInfo(clock.get_attribute("data-tz") or "UTC")
+
+    def clock_drift() -> timedelta:
+        shown = datetime.strptime(clock.inner_text(), "%H:%M:%S").time()
+        real = datetime.now(tz)
+        drift = abs(datetime.combine(real.date(), shown) - real.replace(tzinfo=None))
+        return min(drift, timedelta(days=1) - drift)
+
+    # The clock ticks every second; its first ticks, before any message, had only the PC's time.
+    deadline = time.monotonic() + 3
+    while clock_drift() >= timedelta(seconds=5) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    assert clock_drift() < timedelta(seconds=5), clock.inner_text()
+    # Plotly loaded (a jump of the page's clock would time its loader out) and the charts drawn.
+    expect(page.locator(".js-plotly-plot").first).to_be_attached(timeout=15_000)
+    page.clock.fast_forward(61_000)  # the page's on-duty check runs every minute
+    page.wait_for_timeout(1_000)
+    assert page.locator(f"#{ids.wall_kpi('on_duty')}").inner_text() == "1"
+    assert page.locator(".wall-worker-off").count() == 0
+    assert watch.errors == []
+    page.close()
+
+
+def test_a_resolved_alarm_leaves_the_map(
+    server: str, browser: Browser, database: tuple[str, Engine]
+) -> None:
+    engine = database[1]
+    with Session(engine) as session:
+        alarm, building = session.execute(
+            select(AlarmRow.id, NodeRow.code)
+            .join(NodeRow, NodeRow.id == AlarmRow.building_id)
+            .where(AlarmRow.status == "acknowledged", AlarmRow.district_id.is_not(None))
+            .order_by(AlarmRow.id)
+        ).first() or (None, None)
+    assert alarm is not None and building is not None
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.goto(f"{server}/wall?scope={PANLONG}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    dots = page.locator(".wall-alarm-dot")
+    expect(dots).not_to_have_count(0, timeout=15_000)
+    before = dots.count()
+    resolved = {"alarm_id": alarm, "actor": "值班员"}
+    now = datetime.now(UTC).isoformat()
+    event = {"id": "wall-resolve-1", "kind": "alarm.resolved", "ts": now, "node": building}
+    post_event(server, event | {"payload": resolved})
+    expect(dots).to_have_count(before - 1, timeout=3_000)
+
+
+def test_an_alarm_is_acknowledged_and_turned_into_a_case_from_the_wall(
+    server: str, browser: Browser, database: tuple[str, Engine], artifacts: Path
+) -> None:
+    engine = database[1]
+    with Session(engine) as session:
+        camera = session.execute(
+            select(CameraRow.code, CameraRow.name, NodeRow.code.label("node"))
+            .join(NodeRow, NodeRow.id == CameraRow.building_id)
+            .where(NodeRow.code.startswith(LIANMENG))
+            .order_by(CameraRow.code)
+            .limit(1)
+        ).one()
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.goto(f"{server}/wall?scope={LIANMENG}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    expect(kpi_open(page)).to_have_text(open_cases(engine, LIANMENG), timeout=15_000)
+
+    post_alarm(server, "wall-fire-2", camera.code, camera.node)
+    ticker = page.locator(f"#{ids.Wall.ALARM_LIST}")
+    item = ticker.locator(".wall-alarm-item").first
+    expect(item).to_contain_text("烟火", timeout=2_000)
+    expect(item).to_contain_text("告警中")
+    expect(item).to_have_class(re.compile(r"wall-sev-4.*wall-new"))  # flashes as it slides in
+    expect(item.locator(".wall-act-ack")).to_have_text("确认")
+
+    item.locator(".wall-act-case").click()  # a mouse click: 转案件
+    expect(item).to_contain_text("已确认", timeout=5_000)
+    expect(item).to_have_class(re.compile(r"wall-acked"))
+    expect(item.locator(".wall-act-done")).to_have_text("已立案")
+    expect(item.locator(".wall-act")).to_have_count(0)
+    feed = page.locator(f"#{ids.Wall.FEED_LIST}")
+    expect(feed.locator(".wall-feed-item").first).to_contain_text(
+        f"视频告警·烟火：{camera.name}", timeout=5_000
+    )
+    expect(page.locator(f"#{ids.Wall.ACTION_RESULT}")).to_contain_text("已确认告警并立案")
+    page.screenshot(path=str(artifacts / "wall-alarm-to-case.png"))
+
+    # An alarm acknowledged before (from the server's list, no live change to come) as well.
+    acked = ticker.locator(".wall-acked", has=page.locator(".wall-act-case")).first
+    acked_type = acked.locator(".wall-alarm-type").inner_text()
+    acked.locator(".wall-act-case").click()
+    expect(feed.locator(".wall-feed-item").first).to_contain_text(
+        f"视频告警·{acked_type}", timeout=5_000
+    )
+    expect(ticker.locator(".wall-act-done")).to_have_count(2)
+
+    # An alarm gone from the database in the meantime: the wall says so, nothing else happens.
+    page.evaluate(
+        "() => dash_clientside.set_props('wall-alarm-action', "
+        "{data: {alarm: 'gone-1', case: true, nonce: 1}})"
+    )
+    toast = page.locator(f"#{ids.Wall.ACTION_RESULT} .wall-toast-failed")
+    expect(toast).to_have_text("告警 gone-1 不存在")
+
+    officer = Settings.model_fields["duty_officer"].default
+    with Session(engine) as session:
+        alarm = session.get(AlarmRow, "wall-fire-2")
+        case = session.get(CaseRow, case_id_for("wall-fire-2"))
+        assert alarm is not None and case is not None
+        assert (alarm.status, alarm.acknowledged_by, alarm.case_id) == (
+            "acknowledged",
+            officer,
+            case.id,
+        )
+        assert (case.channel, case.alarm_id) == ("video", "wall-fire-2")
+        acked = session.execute(
+            select(AlarmEventRow.actor, AlarmEventRow.at).where(
+                AlarmEventRow.alarm_id == "wall-fire-2", AlarmEventRow.kind == "acknowledged"
+            )
+        ).one()
+        reported = session.execute(
+            select(CaseEventRow.actor, CaseEventRow.at).where(CaseEventRow.case_id == case.id)
+        ).one()
+    assert acked.actor == reported.actor == officer
+    assert abs((acked.at - utc_now()).total_seconds()) < 60
+    assert watch.errors == []
+    page.close()
