@@ -146,7 +146,11 @@ class Services:
         self.build = build_id()
         self._ingestor = Ingestor(self.bus, self.sessions, lambda: self.directory)
         self.hub = Hub(
-            lambda: self.live, lambda: self.directory, tick_s=self.settings.tick_ms / 1000
+            lambda: self.live,
+            lambda: self.directory,
+            tick_s=self.settings.tick_ms / 1000,
+            tz=self.tz,
+            clock=self.clock,
         )
 
     def open_now(self, node_id: int) -> int:

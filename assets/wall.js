@@ -169,10 +169,75 @@
   var TREND_EVERY_MS = 5000;
   var trendPending = { reported: 0, closed: 0 };
   setInterval(function () {
+    growChannels();
     if (!trendPending.reported && !trendPending.closed) return;
     growTrend(trendPending.reported, trendPending.closed);
     trendPending = { reported: 0, closed: 0 };
   }, TREND_EVERY_MS);
+
+  // ------------------------------------------------------------------ today: 今日新增 and channels
+  // Each delta counts the scope's cases reported today per channel (`reported`, every one, not
+  // capped like the feed): the tile grows at once, the channels' key and donut with the trend.
+  var channelPending = {};
+
+  function figureOf(text) {
+    return Number(String(text || "0").replace(/,/g, "")) || 0;
+  }
+
+  function applyReported(msg) {
+    if (!msg.reported) return;
+    var added = 0;
+    Object.keys(msg.reported).forEach(function (channel) {
+      added += msg.reported[channel];
+      channelPending[channel] = (channelPending[channel] || 0) + msg.reported[channel];
+    });
+    var tile = document.getElementById("wall-kpi-new-today");
+    var api = window.gridccLive;
+    if (tile && added) api.setText("wall-kpi-new-today", api.fmt(figureOf(tile.textContent) + added));
+  }
+
+  function growChannels() {
+    var pending = channelPending;
+    channelPending = {};
+    var channels = Object.keys(pending);
+    if (!channels.length) return;
+    var rows = Array.prototype.slice.call(document.querySelectorAll(".wall-channel-row[data-channel]"));
+    var byChannel = {};
+    if (!rows.length) return; // not drawn (yet): the next render has them from SQL
+    rows.forEach(function (row) { byChannel[row.getAttribute("data-channel")] = row; });
+    if (channels.some(function (channel) { return !byChannel[channel]; })) {
+      // A channel the key does not show: both charts again from SQL, with it.
+      window.gridccLive.setStore("wall-trend-tick", "channel:" + Date.now());
+      return;
+    }
+    channels.forEach(function (channel) {
+      var row = byChannel[channel];
+      row.setAttribute("data-n", String(figureOf(row.getAttribute("data-n")) + pending[channel]));
+    });
+    var fmt = window.gridccLive.fmt;
+    var counts = rows.map(function (row) { return figureOf(row.getAttribute("data-n")); });
+    var total = counts.reduce(function (a, b) { return a + b; }, 0);
+    rows.forEach(function (row, i) {
+      // As layouts/wall_charts.py channels_panel draws them.
+      row.querySelector(".wall-channel-n").textContent = fmt(counts[i]);
+      row.querySelector(".wall-channel-share").textContent = total ? Math.round((counts[i] / total) * 100) + "%" : "—";
+    });
+    var shown = rows.filter(function (row, i) { return counts[i] > 0; });
+    var assign = function (location, value) {
+      return { operation: "Assign", location: location, params: { value: value } };
+    };
+    window.gridccLive.setProps("wall-channel-graph", {
+      figure: {
+        __dash_patch_update: "__dash_patch_update",
+        operations: [
+          assign(["data", 0, "labels"], shown.map(function (row) { return row.getAttribute("data-label"); })),
+          assign(["data", 0, "values"], shown.map(function (row) { return figureOf(row.getAttribute("data-n")); })),
+          assign(["data", 0, "marker", "colors"], shown.map(function (row) { return row.getAttribute("data-colour"); })),
+          assign(["layout", "annotations", 0, "text"], fmt(total)),
+        ],
+      },
+    });
+  }
 
   function checkHour() {
     var body = trendBody();
@@ -197,6 +262,7 @@
 
   function applyItems(msg) {
     applyTrend(msg);
+    applyReported(msg);
     if (window.gridccWallMap) window.gridccWallMap.items(msg);
     if (window.gridccWallLists) window.gridccWallLists.items(msg);
   }
@@ -227,6 +293,7 @@
         liveScope = url;
         trendLast = null; // the next message (a snapshot) is the new baseline
         trendPending = { reported: 0, closed: 0 };
+        channelPending = {};
       },
       // Back after a gap the stream could not replay: what happened meanwhile (alarms resolved,
       // cases moved on, the trend's growth) came in no delta. Start the lists and the trend from
@@ -235,6 +302,7 @@
         if (window.gridccWallLists) window.gridccWallLists.forget();
         trendLast = null;
         trendPending = { reported: 0, closed: 0 };
+        channelPending = {};
         if (window.gridccWallMap) window.gridccWallMap.forgetAlarms(scope);
         resyncs += 1;
         api.setStore("wall-resync", scope + ":" + resyncs + ":" + Date.now());

@@ -21,7 +21,7 @@ from data_sources.wall_geo import Area
 from data_sources.wall_layers import NEARBY_M
 from layouts import ids, wall_charts, wall_map, wall_panels
 from layouts import wall as layout
-from layouts.i18n import LANGS, Lang, t
+from layouts.i18n import LANGS, Lang, number, t
 
 if TYPE_CHECKING:
     from app import Services
@@ -208,24 +208,26 @@ def register(app: Dash, services: Services) -> None:
     @app.callback(
         Output(W.TREND, "children", allow_duplicate=True),
         Output(W.CHANNELS, "children", allow_duplicate=True),
+        Output(ids.wall_kpi("new_today"), "children"),
         Input(W.TREND_TICK, "data"),
         State(W.URL, "search"),
         prevent_initial_call=True,
     )
-    async def refresh_charts(_hour: Any, search: str | None) -> tuple[Any, Any]:
+    async def refresh_charts(_hour: Any, search: str | None) -> tuple[Any, Any, Any]:
         """The charts are due (assets/wall.js says so: a new hour, or a few minutes on): both
-        again from SQL."""
+        again from SQL, and the 今日新增 tile with them (its day may have ended)."""
         scope, lang, _fit = parse_wall_search(search, settings.default_lang)
         try:
             found = await asyncio.to_thread(charts, scope)
         except SQLAlchemyError:
             log.exception("wall chart query failed")
-            return no_update, no_update  # keep the last frame
+            return no_update, no_update, no_update  # keep the last frame
         if found is None:
-            return no_update, no_update
+            return no_update, no_update, no_update
         return (
             wall_charts.trend_panel(found.trend, lang, services.tz),
             wall_charts.channels_panel(found.channels, lang),
+            number(sum(n for _, n in found.channels)),
         )
 
     @app.callback(

@@ -14,15 +14,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from data_sources.directory import Directory
 from data_sources.live import LiveState
 from data_sources.model import FACT_LEVELS, CaseStatus, Level
 from data_sources.projector import Projection
+from data_sources.wall import day_start
 from data_sources.wall_layers import NEARBY_M
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,11 @@ class Hub:
     _moved: defaultdict[int, list[dict[str, Any]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    #: Cases reported today (the command centre's day, `tz`) per watched node and channel since
+    #: the last frame: the wall's 今日新增 tile and channel donut grow by them.
+    _reported: defaultdict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC).replace(tzinfo=None))
     #: Watched buildings by their grid. A building's wall shows its grid's workers and the alarms of
     #: its grid's cameras (all "nearby"), but a worker's path stops at the grid and a camera's at its
     #: own building: those items are handed down to the grid's watched buildings.
@@ -95,7 +103,12 @@ class Hub:
         """Remember what changed; the next tick turns it into deltas."""
         root = self.live().root_id
         item: dict[str, Any]
+        today: datetime | None = None
         for case in projection.cases:
+            if case.reported_at is not None:
+                today = today or day_start(self.clock(), self.tz)
+                if case.reported_at >= today:
+                    self._count(_nodes(root, case.path), self._reported, case.channel)
             item = {
                 "id": case.case_id,
                 "title": case.title,
@@ -145,6 +158,14 @@ class Hub:
             else:
                 self._children.setdefault(node, set())
             items[node].append(item)
+
+    def _count(
+        self, nodes: tuple[int, ...], counters: defaultdict[int, Counter[str]], key: str
+    ) -> None:
+        """One more `key` for each watched node of `nodes` (every one: counts are not capped)."""
+        for node in nodes:
+            if node in self._tracked:
+                counters[node][key] += 1
 
     def _hand_down(
         self,
@@ -212,6 +233,7 @@ class Hub:
         feeds, self._feed = self._feed, defaultdict(list)
         alarms, self._alarms = self._alarms, defaultdict(list)
         moved, self._moved = self._moved, defaultdict(list)
+        reported, self._reported = self._reported, defaultdict(Counter)
         if not changed:
             return
         self.frames += 1
@@ -242,6 +264,8 @@ class Hub:
                     -WORKERS_PER_DELTA:
                 ],
             }
+            if node in reported:
+                delta["reported"] = dict(reported[node])
             self._rings.setdefault(node, deque(maxlen=RING)).append(delta)
             for sub in list(self._subs.get(node, ())):
                 self._deliver(sub, delta)

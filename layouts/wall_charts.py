@@ -182,6 +182,16 @@ def channels_figure(items: list[tuple[str, int]], lang: Lang) -> dict[str, Any]:
     }
 
 
+def _channel_data(channel: str, n: int, lang: Lang) -> dict[str, Any]:
+    """What assets/wall.js needs of a key row to grow it and redraw the donut from live counts."""
+    return {
+        "data-channel": channel,
+        "data-n": str(n),
+        "data-label": channel_label(channel, lang),
+        "data-colour": CHANNEL_COLOURS.get(channel, OTHER_COLOUR),
+    }
+
+
 def channels_panel(items: list[tuple[str, int]], lang: Lang) -> list[Component]:
     """Today's channels: the donut on the left, a key with counts and shares on the right."""
     total = sum(n for _, n in items)
@@ -199,6 +209,7 @@ def channels_panel(items: list[tuple[str, int]], lang: Lang) -> list[Component]:
                 ),
             ],
             className="wall-channel-row",
+            **_channel_data(k, n, lang),
         )
         for k, n in items
     ]

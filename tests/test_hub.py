@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from data_sources.directory import Bounds, CameraPlace, Directory, Place, Points
 from data_sources.hub import QUEUE, UNWATCHED_S, Hub
@@ -252,3 +253,33 @@ def test_a_forgotten_building_no_longer_follows_its_grid() -> None:
     push(hub, live, Projection(applied=1, positions=[fix]))
     assert hub.since(B1, hub.last_id - 1) is None
     assert hub.frames == 0  # nothing watched: no frame built
+
+
+def test_deltas_count_todays_new_cases_per_channel_uncapped() -> None:
+    """The wall's 今日新增 tile and channel donut grow by these counts: every new case reported
+    today (the command centre's day), however many came in one frame; not a transition, not a
+    late report of yesterday."""
+    live = LiveState(ROOT)
+    now = datetime(2026, 11, 23, 6)  # naive UTC: 14:00 in Kunming
+    hub = Hub(lambda: live, lambda: DIRECTORY, tz=ZoneInfo("Asia/Shanghai"), clock=lambda: now)
+    sub = hub.subscribe(STREET)
+
+    def new(n: int, channel: str, reported: datetime) -> CaseChange:
+        return CaseChange(
+            f"r{n}", (STREET, A), None, CaseStatus.REPORTED, "t", "noise", reported, channel,
+            reported,
+        )  # fmt: skip
+
+    midnight = datetime(2026, 11, 22, 16)  # 00:00 in Kunming, as naive UTC
+    cases = [new(n, "hotline_12345", midnight + timedelta(minutes=n)) for n in range(30)]
+    cases += [new(30, "grid_worker", midnight), new(31, "app", midnight - timedelta(seconds=1))]
+    moved = CaseChange(
+        "c0", (STREET, A), CaseStatus.REPORTED, CaseStatus.ACCEPTED, "t", "noise", now
+    )
+    push(hub, live, Projection(applied=33, cases=[*cases, moved]))
+    delta = sub.queue.get_nowait()
+    assert delta["reported"] == {"hotline_12345": 30, "grid_worker": 1}
+    assert len(delta["feed"]) < 30  # the feed is capped; the counts are not
+
+    push(hub, live, Projection(applied=1, cases=[moved]))
+    assert "reported" not in sub.queue.get_nowait()

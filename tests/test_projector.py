@@ -197,6 +197,24 @@ def test_transition_before_its_report_waits_then_applies(
     _assert_live_equals_sql(engine, live)
 
 
+def test_a_new_case_says_its_channel_and_report_time_a_transition_does_not(
+    city: tuple[Engine, Directory, SimPlaces],
+) -> None:
+    """What the wall's 今日新增 and channel donut grow by (hub.py counts them)."""
+    engine, directory, places = city
+    factory = EventFactory(places, directory, np.random.default_rng(4), prefix="chan")
+    report, accept = factory.case_story(AS_OF + timedelta(minutes=2))[:2]
+    changes = []
+    for event in (report, accept):
+        with Session(engine) as session, session.begin():
+            changes += project(session, [event], directory=directory, tz=TZ).cases
+    channel = report.payload.channel.value  # type: ignore[union-attr]
+    assert [(c.old, c.channel, c.reported_at) for c in changes] == [
+        (None, channel, report.ts_utc),
+        (changes[0].new, "", None),
+    ]
+
+
 def test_alarm_changes_say_where_their_camera_stands(
     city: tuple[Engine, Directory, SimPlaces],
 ) -> None:

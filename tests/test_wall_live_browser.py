@@ -44,6 +44,7 @@ from .wall_city import (
     post_fix,
     seeded_city,
     serving,
+    todays_cases,
 )
 
 pytestmark = pytest.mark.browser
@@ -96,6 +97,71 @@ def test_a_posted_case_updates_the_wall_live(
     expect(feed.locator(".wall-feed-item").first).to_contain_text("噪音扰民")
     expect(feed.locator(".wall-feed-item")).to_have_count(6)
     page.screenshot(path=str(artifacts / "wall-live-lianmeng.png"))
+    assert watch.errors == []
+    page.close()
+
+
+def post_report(base: str, event_id: str, building: str, channel: str, ts: datetime) -> None:
+    payload = {
+        "case_id": f"c-{event_id}",
+        "channel": channel,
+        "category": "noise",
+        "title": f"今日新增测试 {event_id}",
+        "lon": 102.75,
+        "lat": 25.07,
+        "reporter": "市民",
+    }
+    event = {"id": event_id, "kind": "case.reported", "ts": ts.isoformat(), "node": building}
+    post_event(base, event | {"payload": payload})
+
+
+def test_todays_new_cases_and_their_channels_grow_live(
+    server: str, browser: Browser, database: tuple[str, Engine]
+) -> None:
+    """今日新增 grows at once and the channels' key and donut within a few seconds, with no server
+    callback; a late report of yesterday counts in neither; the charts' refresh agrees with SQL."""
+    engine = database[1]
+    with Session(engine) as session:
+        building = session.scalars(
+            select(NodeRow.code)
+            .where(NodeRow.level == "building", NodeRow.code.startswith(LIANMENG))
+            .order_by(NodeRow.code.desc())
+        ).first()
+    assert building is not None
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+    page.goto(f"{server}/wall?scope={LIANMENG}", wait_until="load")
+    expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+    tile = page.locator(f"#{ids.wall_kpi('new_today')}")
+    expect(tile).to_have_text(todays_cases(engine, LIANMENG), timeout=15_000)
+    before = int(tile.inner_text().replace(",", ""))
+    hotline, video = (
+        page.locator(f".wall-channel-row[data-channel='{c}'] .wall-channel-n")
+        for c in ("hotline_12345", "video")
+    )
+    hotline_before, video_before = (int(x.inner_text().replace(",", "")) for x in (hotline, video))
+    donut_total = "() => document.querySelector('#wall-channel-graph .js-plotly-plot').layout.annotations[0].text"
+    callbacks: list[str] = []
+    page.on("request", lambda r: callbacks.append(r.url) if "_dash-update" in r.url else None)
+
+    now = datetime.now(UTC)
+    post_report(server, "today-1", building, "hotline_12345", now)
+    post_report(server, "today-2", building, "hotline_12345", now)
+    post_report(server, "today-3", building, "video", now)
+    post_report(server, "yesterday-1", building, "video", now - timedelta(days=1, hours=1))
+    expect(tile).to_have_text(f"{before + 3:,}", timeout=2_000)
+    expect(hotline).to_have_text(f"{hotline_before + 2:,}", timeout=7_000)
+    expect(video).to_have_text(f"{video_before + 1:,}")
+    page.wait_for_function(f"() => ({donut_total})() === '{before + 3:,}'", timeout=2_000)
+    assert callbacks == []
+
+    # The refresh (due at the hour's end) draws both charts and the tile from SQL: the same.
+    body = page.locator(f"#{ids.Wall.TREND_BODY}")
+    body.evaluate("el => el.setAttribute('data-refresh-at', '0')")
+    expect(body).not_to_have_attribute("data-refresh-at", "0", timeout=10_000)
+    expect(tile).to_have_text(todays_cases(engine, LIANMENG))
+    assert tile.inner_text() == f"{before + 3:,}"
+    expect(hotline).to_have_text(f"{hotline_before + 2:,}")
     assert watch.errors == []
     page.close()
 

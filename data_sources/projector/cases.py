@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -169,10 +169,12 @@ def project_cases(
                 }
             )
             old = None
+            reported: tuple[str, datetime | None] = (payload.channel.value, report.ts_utc)
             if payload.alarm_id is not None:
                 alarm_links.append({"alarm": payload.alarm_id, "case": case_id})
         else:
             path, title, old = path_of(row), row.title, CaseStatus(row.status)
+            reported = ("", None)
             case_updates.append({"id": case_id, **columns})
         result.cases.append(
             CaseChange(
@@ -183,6 +185,7 @@ def project_cases(
                 title,
                 str(category),
                 max(e.ts_utc for e in incoming),
+                *reported,
             )
         )
     result.applied += len(fresh)

@@ -41,6 +41,9 @@ class CaseChange:
     title: str
     category: str
     at: datetime
+    #: A new case's intake channel and report time (今日新增 by channel); "" and None otherwise.
+    channel: str = ""
+    reported_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
