@@ -17,10 +17,12 @@
  *   after a re-render, so a snapshot that arrives before the content keeps its numbers.
  * - What a page does with them is its view: the overview's is below; other pages add theirs with
  *   `window.gridccLive.addView({badge, badgeClass, apply(figures), items(msg), reset(scope)})`.
+ *   The view whose badge element is on the page is the one that is live.
  * - A snapshot on a scope the page has already heard from means the stream could not replay what
  *   it missed (an outage longer than the server's ring, a server restart): the view's
  *   `resync(scope)`, when it has one, draws what the deltas would have told it again.
- *   The view whose badge element is on the page is the one that is live.
+ * - The page's estimate of the server's time (`serverNow()`, from the same `at` stamps) is what
+ *   the wall's clock and ages run on, not the PC's clock.
  */
 (function () {
   "use strict";

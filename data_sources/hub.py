@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,10 @@ class Hub:
     _tracked: dict[int, int] = field(default_factory=dict)
     #: Delta ids: milliseconds at start, so they keep increasing across restarts.
     _next_id: int = field(default_factory=lambda: int(time.time() * 1000))
+    #: This hub's life: the streams' event ids are "<life>-<delta id>", so an id the page kept from
+    #: before a restart is never taken for one of this life (busy hubs number deltas faster than
+    #: the clock's milliseconds, so the numbers of two lives can overlap).
+    life: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     #: When the last stream of a node went away (nodes still watched are absent).
     _unwatched_since: dict[int, float] = field(default_factory=dict)
@@ -284,6 +289,16 @@ class Hub:
             sub.queue.put_nowait({"cut": True})
 
     # -------------------------------------------------------------- streams
+
+    def event_id(self, delta_id: int) -> str:
+        """The stream's `id:` of delta (or snapshot) `delta_id`."""
+        return f"{self.life}-{delta_id}"
+
+    def resume_point(self, event_id: str | None) -> int | None:
+        """The delta id a page says it has (`Last-Event-ID`), or None when it has none of this
+        life (fresh, from before a restart, or not ours): then it gets a snapshot."""
+        life, _, number = (event_id or "").rpartition("-")
+        return int(number) if life == self.life and number.isdigit() else None
 
     @property
     def last_id(self) -> int:

@@ -5,11 +5,12 @@ the browser reconnects with `Last-Event-ID` and the hub's ring still reaches bac
 events it missed (a page that opens a new stream itself, after the browser gave up on one, says
 where it was with `last=<id>` in the query: a new EventSource sends no `Last-Event-ID`); then a
 `delta` per frame in which the scope changed; a `ping` event every `heartbeat_s` so the page's
-watchdog can tell a quiet city from a dead connection. Every delta and snapshot carries `id:`; every
-message carries `at`, the server's time in ms when its data were current, so the page can tell
-"arriving late" from "live". The first message also tells the page the heartbeat and the cap of its
-reconnect backoff (`reconnect_max`, seconds). A stream the hub cut off for being slow simply ends;
-the browser reconnects.
+watchdog can tell a quiet city from a dead connection. Every delta and snapshot carries `id:`
+("<the hub's life>-<n>": an id from before a restart gets a snapshot); every message carries `at`,
+the server's time in ms when its data were current, so the page can tell "arriving late" from
+"live". The first message also tells the page the heartbeat and the cap of its reconnect backoff
+(`reconnect_max`, seconds). A stream the hub cut off for being slow simply ends; the browser
+reconnects.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from data_sources.directory import Directory
 from data_sources.hub import Hub
 
 
-def sse(event: str, data: dict[str, Any], event_id: int | None = None) -> str:
+def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
     body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return f"{head}event: {event}\ndata: {body}\n\n"
@@ -58,8 +59,7 @@ def live_router(
         place = places.nodes.get(scope or "") or places.nodes.get(root or "")
         if place is None:
             raise HTTPException(503, "no hierarchy loaded yet: seed the database")
-        said = last_event_id or last
-        resume = int(said) if said and said.isdigit() else None
+        resume = hub().resume_point(last_event_id or last)
         hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
         return StreamingResponse(
             _events(hub(), place.id, resume, hello, heartbeat_s, retry_ms),
@@ -89,10 +89,11 @@ async def _events(
         yield f"retry: {retry_ms}\n\n"
         backlog = hub.since(node, resume) if resume is not None else None
         if backlog is None:
-            yield sse("snapshot", {**hub.snapshot(node), **hello, "at": _now_ms()}, hub.last_id)
+            snapshot = {**hub.snapshot(node), **hello, "at": _now_ms()}
+            yield sse("snapshot", snapshot, hub.event_id(hub.last_id))
         else:
             for delta in backlog:
-                yield sse("delta", delta, delta["id"])
+                yield sse("delta", delta, hub.event_id(delta["id"]))
             # The hello, and a current `at`: the backlog's own stamps are old by design.
             yield sse("ping", {**hello, "at": _now_ms()})
         while True:
@@ -103,6 +104,6 @@ async def _events(
                 continue
             if delta.get("cut"):
                 return
-            yield sse("delta", delta, delta["id"])
+            yield sse("delta", delta, hub.event_id(delta["id"]))
     finally:
         hub.unsubscribe(sub)

@@ -67,3 +67,23 @@ async def test_a_resumed_stream_gets_its_backlog_then_a_current_hello() -> None:
     await stream.aclose()
     assert delta_event == "delta" and delta["at"] == built  # the backlog keeps its own stamps
     assert ping_event == "ping" and {k: ping[k] for k in HELLO} == HELLO and recent(ping["at"])
+
+
+async def test_event_ids_name_the_hubs_life_and_an_id_of_another_life_is_no_resume_point() -> None:
+    """A busy hub numbers its deltas faster than the clock's milliseconds, so after a restart the
+    numbers of the old life can fall inside the new one's: the id says whose it is."""
+    hub, _ = make()
+    stream = _events(hub, STREET, None, HELLO, 60.0, 1000)
+    assert (await anext(stream)).startswith("retry: ")
+    snapshot = await anext(stream)
+    await stream.aclose()
+    said = dict(line.split(": ", 1) for line in snapshot.strip().splitlines())["id"]
+    assert said == f"{hub.life}-{hub.last_id}"
+    assert hub.resume_point(said) == hub.last_id
+
+    restarted, _ = make()
+    assert restarted.life != hub.life
+    for other in (said, f"{restarted.life}-x", str(hub.last_id), "", None):
+        # From the old life (even if its number is one of this life's), malformed, bare, absent.
+        assert restarted.resume_point(other) is None
+    assert restarted.resume_point(f"{restarted.life}-{restarted.last_id}") == restarted.last_id
