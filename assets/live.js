@@ -262,6 +262,12 @@
       liveFeed = [];
       renderFeed();
     },
+    // Back after a gap the stream could not replay: the feed missed what came meanwhile. Draw the
+    // page again from the server (the render callback listens to the store).
+    resync: function (scope) {
+      liveFeed = [];
+      setStore("overview-resync", scope + ":" + Date.now());
+    },
   });
 
   function markLive() {

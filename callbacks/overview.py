@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 from dash import Dash, Input, Output
@@ -49,8 +49,10 @@ def register(app: Dash, services: Services) -> None:
         Output(ids.Overview.LANG_LINK, "children"),
         Output(ids.Overview.LANG_LINK, "href"),
         Input(ids.Overview.URL, "search"),
+        # The page's stream came back after a gap it could not replay (assets/live.js).
+        Input(ids.Overview.RESYNC, "data"),
     )
-    async def render(search: str | None) -> tuple[Component, str, str, str]:
+    async def render(search: str | None, _resync: Any = None) -> tuple[Component, str, str, str]:
         scope, lang = parse_search(search, settings.default_lang)
         other = "en" if lang == "zh" else "zh"
         switch = "/?" + urlencode({k: v for k, v in (("scope", scope), ("lang", other)) if v})

@@ -14,6 +14,9 @@ class Overview(StrEnum):
     TITLE = "overview-title"
     LIVE = "overview-live"
     FEED = "overview-feed"
+    #: Set by assets/live.js when the stream came back with a snapshot instead of the missed
+    #: deltas: the page is drawn again from SQL (its case feed missed what came meanwhile).
+    RESYNC = "overview-resync"
 
 
 def kpi(name: str) -> str:

@@ -65,6 +65,7 @@ def page() -> Component:
     return html.Div(
         [
             dcc.Location(id=ids.Overview.URL, refresh=False),
+            dcc.Store(id=ids.Overview.RESYNC),
             dbc.Navbar(
                 dbc.Container(
                     [
