@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -122,3 +123,19 @@ class PageWatch:
 
     def off_host(self) -> list[str]:
         return [u for u in self.requests if not u.startswith(("http://127.0.0.1", "data:"))]
+
+
+#: The ingest key the browser tests' servers accept (GRIDCC_API_KEYS={"tests": KEY}).
+KEY = "browser-test-key"
+
+
+def post_event(base: str, event: dict[str, object]) -> None:
+    """POST one event to a running server's ingest API; it must be accepted (202)."""
+    request = urllib.request.Request(
+        f"{base}/api/v1/events",
+        data=json.dumps(event).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "X-API-Key": KEY},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 202

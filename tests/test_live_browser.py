@@ -4,7 +4,6 @@ page watching its street within 2 s, and a case elsewhere changes nothing there.
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +17,10 @@ from data_sources.schema import NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
 
-from .browser import PageWatch, running_server
+from .browser import KEY, PageWatch, post_event, running_server
 from .conftest import AS_OF, TZ
 
 pytestmark = pytest.mark.browser
-KEY = "browser-test-key"
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +72,7 @@ def post_case(base: str, event_id: str, building: str, title: str) -> None:
             "reporter": "市民",
         },
     }
-    request = urllib.request.Request(
-        f"{base}/api/v1/events",
-        data=json.dumps(event).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "X-API-Key": KEY},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 202
+    post_event(base, event)
 
 
 def test_a_posted_case_appears_live_on_its_street_only(

@@ -29,10 +29,10 @@ from data_sources.schema import CameraRow, NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
 
-from .browser import Server
+from .browser import KEY, Server
 from .conftest import AS_OF, TZ
 from .outage import Proxy
-from .test_live_browser import KEY, post_case
+from .test_live_browser import post_case
 from .wall_city import post_event
 
 pytestmark = pytest.mark.browser

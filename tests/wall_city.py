@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,9 +19,8 @@ from data_sources.wall import channels, day_start
 from layouts import ids
 from layouts.i18n import number
 
-from .browser import running_server
+from .browser import KEY, post_event, running_server
 from .conftest import AS_OF, SMALL_SEED, TZ
-from .test_live_browser import KEY
 
 CITY = "530100"
 PANLONG = "530103"
@@ -79,17 +77,6 @@ def todays_cases(engine: Engine, code: str) -> str:
 
 def kpi_open(page: Page) -> Locator:
     return page.locator(f"#{ids.wall_kpi('open')}")
-
-
-def post_event(base: str, event: dict[str, object]) -> None:
-    request = urllib.request.Request(
-        f"{base}/api/v1/events",
-        data=json.dumps(event).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "X-API-Key": KEY},
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 202
 
 
 def post_fix(base: str, event_id: str, worker: str, lon: float, lat: float) -> None:
