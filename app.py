@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         description="Who acknowledges alarms from the wall (recorded as the actor); "
         "until there are user accounts, one name per command centre.",
     )
+    wall_actions: bool = Field(
+        True,
+        description="Offer 确认 / 转案件 on the wall's alarm ticker; false for a display-only "
+        "instance (portals, leaders' laptops): no buttons, and the wall's action callback refuses.",
+    )
     tile_url: str | None = Field(
         None,
         description="Map tile URL template ({z}/{x}/{y}) of an intranet tile server; unset = vector only.",

@@ -72,7 +72,8 @@
 
   // As layouts/wall_panels.py `alarm_actions`: 确认 while active, 转案件 until there is a case.
   function alarmActions(item, data) {
-    var a = data.labels.actions || {};
+    var a = data.labels.actions;
+    if (!a) return []; // a display-only wall (GRIDCC_WALL_ACTIONS=false)
     if (item.status !== "active" && item.status !== "acknowledged") return [];
     if (item.case_id || caseOpened[item.id]) return [span("wall-act-done", a.has_case || "")];
     var buttons = [button(item.id, "case", a.to_case || "")];

@@ -83,6 +83,7 @@ def regions(
     days: int,
     workers_on_duty: int,
     alarms: dict[str, int],
+    actions: bool = True,
 ) -> dict[str, Any]:
     """Every region of the wall for one scope (the callback's outputs, by name)."""
     overview = figures.overview
@@ -127,6 +128,7 @@ def regions(
             lang,
             tz,
             t("nearby_alarms", lang, metres=int(NEARBY_M)) if scope.level is Level.BUILDING else "",
+            actions,
         ),
         "feed": wall_panels.feed_panel(figures.cases, lang, tz),
         "notice": None,
@@ -199,6 +201,7 @@ def register(app: Dash, services: Services) -> None:
             days=settings.kpi_window_days,
             workers_on_duty=duty,
             alarms=alarms,
+            actions=settings.wall_actions,
         )
 
     def charts(scope: str | None) -> Charts | None:
@@ -239,6 +242,9 @@ def register(app: Dash, services: Services) -> None:
     async def act(request: dict[str, Any] | None, search: str | None) -> Any:
         """A ticker button: acknowledge the alarm (and open its case) as the duty officer."""
         _scope, lang, _fit = parse_wall_search(search, settings.default_lang)
+        if not settings.wall_actions:  # no buttons were drawn: a forged request
+            log.warning("wall action refused: GRIDCC_WALL_ACTIONS is off")
+            return no_update
         alarm_id = (request or {}).get("alarm")
         if not isinstance(alarm_id, str) or not alarm_id:
             return no_update

@@ -195,18 +195,28 @@ def _hhmm(at: datetime, tz: ZoneInfo) -> str:
     return at.replace(tzinfo=UTC).astimezone(tz).strftime("%H:%M")
 
 
-def _labels(lang: Lang) -> dict[str, dict[str, str]]:
+def _labels(lang: Lang, actions: bool = True) -> dict[str, dict[str, str] | None]:
+    """The words assets/wall_lists.js draws the lines with; `actions` None: no buttons."""
     return {
         "status": {s.value: t(f"status_{s.value}", lang) for s in CaseStatus},
         "category": {c.value: t(f"cat_{c.value}", lang) for c in Category},
         "alarm": {a.value: t(f"alarm_{a.value}", lang) for a in AlarmType},
         "alarm_status": {s.value: t(f"alarm_status_{s.value}", lang) for s in AlarmStatus},
-        "actions": {key: t(key, lang) for key in ("acknowledge", "to_case", "has_case")},
+        "actions": (
+            {key: t(key, lang) for key in ("acknowledge", "to_case", "has_case")}
+            if actions
+            else None
+        ),
     }
 
 
 def _live_list(
-    initial: list[dict[str, Any]], lang: Lang, tz: ZoneInfo, empty: str, **kw: Any
+    initial: list[dict[str, Any]],
+    lang: Lang,
+    tz: ZoneInfo,
+    empty: str,
+    actions: bool = True,
+    **kw: Any,
 ) -> Component:
     """A list whose lines assets/wall.js draws: from `data-initial`, then with the live items on top.
 
@@ -217,7 +227,7 @@ def _live_list(
     """
     data: dict[str, Any] = {
         "data-initial": json.dumps(initial, ensure_ascii=False),
-        "data-labels": json.dumps(_labels(lang), ensure_ascii=False),
+        "data-labels": json.dumps(_labels(lang, actions), ensure_ascii=False),
         "data-tz": str(tz),
         "data-empty": empty,
     }
@@ -236,8 +246,9 @@ def feed_panel(cases: list[CaseItem], lang: Lang, tz: ZoneInfo) -> list[Componen
 
 
 def alarm_panel(
-    alarms: list[AlarmItem], lang: Lang, tz: ZoneInfo, note: str = ""
+    alarms: list[AlarmItem], lang: Lang, tz: ZoneInfo, note: str = "", actions: bool = True
 ) -> list[Component]:
+    """The live alarm ticker; with `actions`, 确认 / 转案件 on the alarms still open."""
     initial = [
         {
             "id": a.id,
@@ -251,6 +262,12 @@ def alarm_panel(
         for a in alarms
     ]
     body = _live_list(
-        initial, lang, tz, t("no_alarms", lang), id=ids.Wall.ALARM_LIST, className="wall-list"
+        initial,
+        lang,
+        tz,
+        t("no_alarms", lang),
+        actions,
+        id=ids.Wall.ALARM_LIST,
+        className="wall-list",
     )
     return [panel_title(t("alarm_ticker", lang), note), body]

@@ -38,6 +38,7 @@ from layouts.pages import page_of
 from layouts.wall import href
 from layouts.wall_charts import channels_figure, trend_figure, trend_panel
 from layouts.wall_map import load_colour, viewport
+from layouts.wall_panels import alarm_panel
 
 from .conftest import AS_OF, TZ
 
@@ -386,3 +387,19 @@ def test_channels_figure_labels_and_total() -> None:
     assert figure["layout"]["annotations"][0]["text"] == "4"
     empty = channels_figure([("video", 0)], "en")
     assert empty["data"][0]["values"] == [1] and empty["layout"]["annotations"][0]["text"] == "0"
+
+
+def test_the_ticker_offers_actions_only_where_the_instance_allows_them() -> None:
+    """GRIDCC_WALL_ACTIONS=false (a display-only instance): the ticker's words carry no actions, so
+    assets/wall_lists.js draws no 确认 / 转案件 buttons."""
+
+    def labels(actions: bool) -> dict[str, object]:
+        (_, body) = alarm_panel([], "zh", TZ, actions=actions)
+        return json.loads(body.to_plotly_json()["props"]["data-labels"])
+
+    assert labels(True)["actions"] == {
+        "acknowledge": "确认",
+        "to_case": "转案件",
+        "has_case": "已立案",
+    }
+    assert labels(False)["actions"] is None

@@ -408,3 +408,37 @@ def test_an_alarm_is_acknowledged_and_turned_into_a_case_from_the_wall(
     assert abs((acked.at - utc_now()).total_seconds()) < 60
     assert watch.errors == []
     page.close()
+
+
+def test_a_display_only_instance_offers_no_alarm_actions_and_refuses_a_forged_one(
+    browser: Browser, database: tuple[str, Engine]
+) -> None:
+    engine = database[1]
+    with Session(engine) as session:
+        camera = session.execute(
+            select(CameraRow.code, NodeRow.code.label("node"))
+            .join(NodeRow, NodeRow.id == CameraRow.building_id)
+            .where(NodeRow.code.startswith(LIANMENG))
+            .order_by(CameraRow.code.desc())
+            .limit(1)
+        ).one()
+    with serving(database[0], GRIDCC_WALL_ACTIONS="false") as display_only:
+        watch = PageWatch()
+        page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
+        page.goto(f"{display_only}/wall?scope={LIANMENG}", wait_until="load")
+        expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
+        post_alarm(display_only, "wall-display-only-1", camera.code, camera.node)
+        item = page.locator(f"#{ids.Wall.ALARM_LIST} .wall-alarm-item").first
+        expect(item).to_contain_text("告警中", timeout=2_000)
+        expect(page.locator(f"#{ids.Wall.ALARM_LIST} .wall-act")).to_have_count(0)
+        # What a button would send, sent by hand: refused, the alarm stays as it was.
+        page.evaluate(
+            """() => window.dash_clientside.set_props("wall-alarm-action",
+                 {data: {alarm: "wall-display-only-1", case: true, nonce: 1}})"""
+        )
+        page.wait_for_timeout(1_500)
+        with Session(engine) as session:
+            alarm = session.get(AlarmRow, "wall-display-only-1")
+            assert alarm is not None and alarm.status == "active" and alarm.case_id is None
+        assert watch.errors == []
+        page.close()

@@ -41,13 +41,13 @@ def seeded_city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 
 @contextmanager
-def serving(database_url: str) -> Iterator[str]:
-    """The app on `database_url`, taking events from the tests' key; its base URL."""
+def serving(database_url: str, **env: str) -> Iterator[str]:
+    """The app on `database_url` (and `env`), taking events from the tests' key; its base URL."""
     # A window long enough that every seeded case counts whatever today's date is.
     days = (utc_now() - AS_OF).days + 30
     keys = json.dumps({"tests": KEY})
     with running_server(
-        database_url, GRIDCC_KPI_WINDOW_DAYS=str(days), GRIDCC_API_KEYS=keys
+        database_url, GRIDCC_KPI_WINDOW_DAYS=str(days), GRIDCC_API_KEYS=keys, **env
     ) as base:
         yield base
 
