@@ -70,7 +70,7 @@
     return node;
   }
 
-  // As layouts/wall_panels.py `alarm_actions`: 确认 while active, 转案件 until there is a case.
+  // 确认 while the alarm is active, 转案件 until it has a case (none on a display-only instance).
   function alarmActions(item, data) {
     var a = data.labels.actions;
     if (!a) return []; // a display-only wall (GRIDCC_WALL_ACTIONS=false)

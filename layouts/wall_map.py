@@ -1,6 +1,6 @@
 """The wall's map: the scope's children as polygons coloured by load, with labels; vector only.
 
-Styles and labels are drawn by functions of assets/wall.js (`gridccWall.*`), referenced by name.
+Styles and labels are drawn by functions of assets/wall_map.js (`gridccWall.*`), referenced by name.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _collection(features: list[dict[str, Any]]) -> dict[str, Any]:
 
 def workers_data(workers: list[WorkerPoint], scope: str) -> dict[str, Any]:
     """The grid workers with a known position; `on` = on duty (else drawn dimmed). `scope` lets
-    assets/wall.js move only the workers of the map it shows."""
+    assets/wall_map.js move only the workers of the map it shows."""
     return _collection(
         [
             _point(

@@ -1,6 +1,6 @@
 """The wall's panels: status funnel, categories, ranking of the children, alarm ticker, case feed.
 
-The ticker and the feed are rendered here first and then kept current by assets/wall.js, which
+The ticker and the feed are rendered here first and then kept current by assets/wall_lists.js, which
 builds the same elements from live items (their `data-initial`, `data-labels` and `data-tz` say how).
 """
 
@@ -218,9 +218,9 @@ def _live_list(
     actions: bool = True,
     **kw: Any,
 ) -> Component:
-    """A list whose lines assets/wall.js draws: from `data-initial`, then with the live items on top.
+    """A list whose lines assets/wall_lists.js draws: from `data-initial`, then with the live items on top.
 
-    Its lines belong to wall.js, not to Dash: Dash renders the element with no children, so React
+    Its lines belong to wall_lists.js, not to Dash: Dash renders the element with no children, so React
     never reconciles them. A `set_props` of the list on every live message made Dash's renderer
     re-check every component of the wall (three store updates each); with several lists, the
     workers and the trend that was most of a wall's CPU at 100 events/s.
