@@ -45,8 +45,8 @@
   var shownBadge = null;
   var liveFeed = [];
   var figures = null; // {node, open, alarms, children: {code: {open, alarms}}} of the shown scope
-  var heardScope = null; // the scope of the last message this page applied
-  var lastId = { scope: null, id: "" }; // the last delta or snapshot id heard, and its scope
+  // The id of the last delta or snapshot this page applied, and its scope (every one has an id).
+  var lastId = { scope: null, id: "" };
 
   function lang() {
     return new URLSearchParams(window.location.search).get("lang") === "en" ? "en" : "zh";
@@ -289,9 +289,8 @@
     if (msg.heartbeat) heartbeatMs = msg.heartbeat * 1000;
     if (msg.reconnect_max) reconnectMaxMs = msg.reconnect_max * 1000;
     if (event.type === "ping" || msg.node !== shownScope()) return;
-    var gap = event.type === "snapshot" && heardScope === msg.node;
-    heardScope = msg.node;
-    if (event.lastEventId) lastId = { scope: msg.node, id: event.lastEventId };
+    var gap = event.type === "snapshot" && lastId.scope === msg.node;
+    lastId = { scope: msg.node, id: event.lastEventId || "" };
     remember(msg, event.type === "snapshot");
     reapply();
     var view = activeView();

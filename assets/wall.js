@@ -260,6 +260,14 @@
   var liveScope = null;
   var resyncs = 0;
 
+  // A new stream or a gap: the next message (a snapshot) is the trend's new baseline, and growth
+  // not drawn yet belongs to what the server draws next.
+  function forgetGrowth() {
+    trendLast = null;
+    trendPending = { reported: 0, closed: 0 };
+    channelPending = {};
+  }
+
   function applyItems(msg) {
     applyTrend(msg);
     applyReported(msg);
@@ -291,18 +299,14 @@
           if (window.gridccWallMap) window.gridccWallMap.reset(url);
         }
         liveScope = url;
-        trendLast = null; // the next message (a snapshot) is the new baseline
-        trendPending = { reported: 0, closed: 0 };
-        channelPending = {};
+        forgetGrowth();
       },
       // Back after a gap the stream could not replay: what happened meanwhile (alarms resolved,
       // cases moved on, the trend's growth) came in no delta. Start the lists and the trend from
       // the server's render again, and ask for one (the render callback listens to the store).
       resync: function (scope) {
         if (window.gridccWallLists) window.gridccWallLists.forget();
-        trendLast = null;
-        trendPending = { reported: 0, closed: 0 };
-        channelPending = {};
+        forgetGrowth();
         if (window.gridccWallMap) window.gridccWallMap.forgetAlarms(scope);
         resyncs += 1;
         api.setStore("wall-resync", scope + ":" + resyncs + ":" + Date.now());
