@@ -21,6 +21,7 @@ from data_sources import db
 from data_sources.schema import NodeRow
 from data_sources.seed.city import SeedReport, seed_city
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
+from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 
 cli = typer.Typer(help="gridcc: real-time command-centre dashboard for grid governance.")
 db_cli = typer.Typer(help="Database schema.")
@@ -28,6 +29,17 @@ cli.add_typer(db_cli, name="db")
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
+Rate = Annotated[
+    float | None,
+    typer.Option(
+        min=0.1,
+        help="Stress test: a fixed load of this many events/s (new case, alarm and GPS storylines "
+        "in a fixed mix, shaped by the time of day) whatever the seeded history says; 40 reports "
+        "~250 times the demo city's new cases. Unset: the seeded city's pace (new cases by the "
+        "history's daily volume and hourly profile, ~1,600 a day; alarms and GPS fixes by the "
+        "seed's rates, ~8 events/s in all).",
+    ),
+]
 
 
 class ProgressBar:
@@ -147,14 +159,14 @@ def demo(
     host: Host = "127.0.0.1",
     port: Port = 8050,
     simulate: Annotated[bool, typer.Option(help="Run the live city simulator.")] = True,
-    rate: Annotated[float, typer.Option(min=0.1, help="Simulated events per second.")] = 40,
+    rate: Rate = None,
     seed: Annotated[int, typer.Option(help="Random seed of the demo city.")] = 7,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Seed the Kunming demo city if the database is empty, then serve it, live."""
     settings = _settings(database_url)
     if simulate:
-        settings = settings.model_copy(update={"simulate_rate": rate})
+        settings = settings.model_copy(update={"simulate": True, "simulate_rate": rate or 0})
     services = Services.create(settings)
     db.upgrade(services.engine)
     if not _is_seeded(services.engine):
@@ -170,14 +182,19 @@ def demo(
 
 @cli.command()
 def simulate(
-    rate: Annotated[float, typer.Option(min=0.1, help="Events per second (time-of-day shaped).")],
+    rate: Rate = None,
     url: Annotated[
         str, typer.Option(help="Base URL of a running gridcc.")
     ] = "http://127.0.0.1:8050",
     api_key: Annotated[
         str, typer.Option(envvar="GRIDCC_SIMULATOR_KEY", help="Ingest API key.")
     ] = "",
-    speed: Annotated[float, typer.Option(min=1, help="Story time compression.")] = 60,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=1, help="How much faster a case's steps follow its report (not more reports)."
+        ),
+    ] = 60,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Post a living city's events to a running gridcc's ingest API, like a real feed."""
@@ -189,6 +206,11 @@ def simulate(
         raise typer.Exit(1)
     with services.sessions() as session:
         places = SimPlaces.load(session=session)
+        pace: Pace = (
+            FixedLoad(rate, services.tz)
+            if rate
+            else HistoryPace.load(session=session, tz=services.tz)
+        )
     services.engine.dispose()
     started = int(time.time())
     factory = EventFactory(
@@ -198,8 +220,9 @@ def simulate(
     async def post(raw: list[dict[str, Any]]) -> None:
         await asyncio.to_thread(_post_events, url, api_key, raw)
 
-    simulator = LiveSimulator(factory, post, rate=rate, speed=speed, tz=services.tz, clock=utc_now)
-    typer.echo(f"simulating {rate:g} events/s (speed ×{speed:g}) into {url}  (Ctrl+C to stop)")
+    simulator = LiveSimulator(factory, post, pace, speed=speed, clock=utc_now)
+    load = f"{rate:g} events/s" if rate else "the seeded history's pace"
+    typer.echo(f"simulating {load} (speed ×{speed:g}) into {url}  (Ctrl+C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(simulator.run())
 

@@ -1,8 +1,9 @@
 """A living city: events for cases moving through their lifecycle, camera alarms and patrolling workers.
 
 `EventFactory` makes the events of whole storylines (a case from report to evaluation, an alarm from
-raise to resolve, a worker's GPS fix) with realistic gaps; the live runner (`gridcc simulate`) will
-publish them through the ingest path as their times come. Deterministic for a given rng.
+raise to resolve, a worker's GPS fix) with realistic gaps; `LiveSimulator` (`gridcc demo`, `gridcc
+simulate`) starts them at a `Pace` (the seeded history's by default, see `simulator_pace`) and
+publishes their events through the ingest path as their times come. Deterministic for a given rng.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,9 +22,12 @@ from sqlalchemy.orm import Session
 
 from data_sources.directory import Directory
 from data_sources.events import Event, EventAdapter
+from data_sources.ingest import MAX_BATCH
 from data_sources.model import AlarmType, CaseAction, Level, Satisfaction, Severity, WorkerRole
 from data_sources.schema import CameraRow, NodeRow, WorkerRow
-from data_sources.seed.history import CATEGORIES, CHANNELS, DESCRIPTIONS, HOURLY
+from data_sources.seed.history import CATEGORIES, CHANNELS, DESCRIPTIONS
+from data_sources.simulator_pace import MIX as MIX  # the stress mix, for the benchmarks
+from data_sources.simulator_pace import Pace
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +116,16 @@ class EventFactory:
     def _minutes(self, median: float) -> timedelta:
         return timedelta(minutes=float(self.rng.lognormal(np.log(median), 0.6)))
 
-    def case_story(self, start: datetime) -> list[Event]:
-        """Report → accept/reject → dispatch → handle (→ rework → handle) → close → evaluate."""
+    def case_story(self, start: datetime, *, building: int | None = None) -> list[Event]:
+        """Report → accept/reject → dispatch → handle (→ rework → handle) → close → evaluate.
+
+        Args:
+            building: where (an index into `places.buildings`); any building, uniformly, if None.
+        """
         rng = self.rng
-        code, lon, lat = self.places.buildings[int(rng.integers(len(self.places.buildings)))]
+        if building is None:
+            building = int(rng.integers(len(self.places.buildings)))
+        code, lon, lat = self.places.buildings[building]
         category = self._categories[int(rng.choice(len(self._categories), p=self._category_p))]
         channel = self._channels[int(rng.choice(len(self._channels), p=self._channel_p))]
         case_id = self._id("case")
@@ -202,8 +212,11 @@ class EventFactory:
         )
         return events
 
-    def position(self, ts: datetime) -> Event:
-        code, lon, lat = self.places.workers[int(self.rng.integers(len(self.places.workers)))]
+    def position(self, ts: datetime, *, worker: int | None = None) -> Event:
+        """A GPS fix of grid worker `worker` (an index into `places.workers`; any, if None)."""
+        if worker is None:
+            worker = int(self.rng.integers(len(self.places.workers)))
+        code, lon, lat = self.places.workers[worker]
         home = self.directory.workers[code]
         node = self.directory.codes[home.path[-1]]
         return self._event(
@@ -238,8 +251,6 @@ class EventFactory:
 #: What a published event looks like to ingest: the source's JSON, no resolved path.
 RawEvent = dict[str, Any]
 Sink = Callable[[list[RawEvent]], Awaitable[None]]
-#: Share of each storyline among new events (positions are one event each).
-MIX = (("case", 0.35), ("alarm", 0.15), ("position", 0.50))
 
 
 def as_raw(event: Event, ts: datetime) -> RawEvent:
@@ -251,56 +262,45 @@ def as_raw(event: Event, ts: datetime) -> RawEvent:
 
 @dataclass
 class LiveSimulator:
-    """Publishes a living city at `rate` events/s (shaped by the time of day) into `sink`.
+    """Publishes a living city into `sink`: storylines start at `pace`, as the `clock` runs.
 
     A storyline's steps keep their relative timing divided by `speed`, so with speed 60 a case that
-    takes two hours to handle is handled two minutes after its report; each event is stamped with
-    the moment it is published.
+    takes two hours to handle is handled two minutes after its report; `speed` changes nothing of
+    when storylines start. Each event is stamped with the moment it is due.
     """
 
     factory: EventFactory
     sink: Sink
-    rate: float
+    pace: Pace
     speed: float
-    tz: tzinfo
     clock: Callable[[], datetime]
     tick_s: float = 0.2
     published: int = 0
+    _pending: list[tuple[datetime, int, Event]] = field(default_factory=list)
+    _serial: int = 0
+    _last: datetime | None = None
 
-    def _shape(self, now: datetime) -> float:
-        hour = (now + (self.tz.utcoffset(now) or timedelta(0))).hour
-        return float(HOURLY[hour] / HOURLY.mean())
-
-    def _stories(self, now: datetime, budget: float) -> Iterator[tuple[datetime, Event]]:
-        rng = self.factory.rng
-        kinds = [k for k, _ in MIX]
-        p = np.array([w for _, w in MIX])
-        while budget >= 1:
-            kind = kinds[int(rng.choice(len(kinds), p=p / p.sum()))]
-            if kind == "position":
-                story = [self.factory.position(now)]
-            elif kind == "case":
-                story = self.factory.case_story(now)
-            else:
-                story = self.factory.alarm_story(now)
-            budget -= len(story)
-            for event in story:
-                yield now + (event.ts_utc - now) / self.speed, event
+    def due(self, now: datetime) -> list[RawEvent]:
+        """Starts the storylines of the time since the last call; the events due by `now` (naive
+        UTC), oldest first, at most one ingest batch (the rest stay due)."""
+        if self._last is not None and now > self._last:
+            for story in self.pace.stories(self.factory, self._last, now):
+                start = story[0].ts_utc
+                for event in story:
+                    self._serial += 1
+                    when = start + (event.ts_utc - start) / self.speed
+                    heapq.heappush(self._pending, (when, self._serial, event))
+        if self._last is None or now > self._last:
+            self._last = now  # a clock that steps back starts nothing twice
+        out: list[RawEvent] = []
+        while self._pending and self._pending[0][0] <= now and len(out) < MAX_BATCH:
+            when, _, event = heapq.heappop(self._pending)
+            out.append(as_raw(event, when))
+        return out
 
     async def run(self) -> None:
-        pending: list[tuple[datetime, int, Event]] = []
-        serial = 0
-        budget = 0.0
         while True:
-            now = self.clock()
-            budget += self.rate * self._shape(now) * self.tick_s
-            for when, event in self._stories(now, budget):
-                serial += 1
-                heapq.heappush(pending, (when, serial, event))
-            budget -= int(budget)
-            due: list[RawEvent] = []
-            while pending and pending[0][0] <= now and len(due) < 1000:
-                due.append(as_raw(heapq.heappop(pending)[2], now))
+            due = self.due(self.clock())
             if due:
                 try:
                     await self.sink(due)

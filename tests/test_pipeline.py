@@ -26,6 +26,7 @@ from data_sources.pipeline import GROUP, ProjectorLoop
 from data_sources.schema import CaseEventRow, PositionRow
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
+from data_sources.simulator_pace import HistoryPace
 
 from .conftest import AS_OF, TZ
 
@@ -148,12 +149,13 @@ async def test_simulator_publishes_valid_events_through_ingest(
         clock_now[0] += timedelta(seconds=10)
         return clock_now[0]
 
+    with Session(engine) as session:
+        pace = HistoryPace.load(session=session, tz=TZ)  # one day of history: extrapolated
     simulator = LiveSimulator(
         EventFactory(places, directory, np.random.default_rng(1), prefix="simtest"),
         publish,
-        rate=20,
+        pace,
         speed=60,
-        tz=TZ,
         clock=clock,
         tick_s=0.001,
     )
