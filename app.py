@@ -43,8 +43,10 @@ from data_sources.ingest import Ingestor, ingest_router
 from data_sources.live import LiveState, load_live_state
 from data_sources.pipeline import ProjectorLoop, tune_gc
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
+from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 from data_sources.stream import live_router
 from data_sources.wall import ON_DUTY
+from data_sources.web import HeadAsGet, serve_api_docs
 from layouts import overview as overview_layout
 from layouts import pages
 
@@ -84,11 +86,25 @@ class Settings(BaseSettings):
         description="Cap of a page's reconnect backoff after a refused stream (e.g. a proxy's 503): "
         "a page recovers at most this long (+20 % jitter) after the server is back.",
     )
+    simulate: bool = Field(
+        False,
+        description="Run the city simulator in-process (`gridcc demo` sets it): new cases follow "
+        "the seeded history's daily volume and hourly profile, alarms and GPS fixes the seed's rates.",
+    )
     simulate_rate: float = Field(
-        0, ge=0, le=100_000, description="Run the city simulator in-process at this many events/s."
+        0,
+        ge=0,
+        le=100_000,
+        description="0: the simulator follows the seeded history. > 0: instead a fixed stress-test "
+        "load of this many events/s (case, alarm and GPS storylines in a fixed mix, shaped by the "
+        "time of day), whatever the history; also turns the simulator on.",
     )
     simulate_speed: float = Field(
-        60, gt=0, le=10_000, description="How much faster than real time simulated stories run."
+        60,
+        gt=0,
+        le=10_000,
+        description="How much faster than real time a simulated case's steps follow its report "
+        "(not how many cases are reported).",
     )
     duty_officer: str = Field(
         "值班员",
@@ -101,6 +117,14 @@ class Settings(BaseSettings):
         True,
         description="Offer 确认 / 转案件 on the wall's alarm ticker; false for a display-only "
         "instance (portals, leaders' laptops): no buttons, and the wall's action callback refuses.",
+    )
+    wall_refresh_s: float = Field(
+        30,
+        ge=0.5,
+        le=3_600,
+        description="How often the window figures of each watched scope (rates, funnel, "
+        "categories, ranking, trend, channels, lists) are computed again and pushed to its walls: "
+        "once per scope and period, however many walls watch it.",
     )
     tile_url: str | None = Field(
         None,
@@ -156,6 +180,7 @@ class Services:
             tick_s=self.settings.tick_ms / 1000,
             tz=self.tz,
             clock=self.clock,
+            refresh_s=self.settings.wall_refresh_s,
         )
 
     def open_now(self, node_id: int) -> int:
@@ -194,13 +219,19 @@ class Services:
         )
         self.tasks.append(asyncio.create_task(loop.run(), name="gridcc-projector"))
         self.tasks.append(asyncio.create_task(self.hub.run(), name="gridcc-hub"))
-        if self.settings.simulate_rate > 0 and self.directory.root_id is not None:
+        self.tasks.append(asyncio.create_task(self.hub.run_refreshes(), name="gridcc-refresh"))
+        simulate = self.settings.simulate or self.settings.simulate_rate > 0
+        if simulate and self.directory.root_id is not None:
             simulator = await asyncio.to_thread(self._simulator)
             self.tasks.append(asyncio.create_task(simulator.run(), name="gridcc-simulator"))
 
     def _simulator(self) -> LiveSimulator:
+        rate = self.settings.simulate_rate
         with self.sessions() as session:
             places = SimPlaces.load(session=session)
+            pace: Pace = (
+                FixedLoad(rate, self.tz) if rate else HistoryPace.load(session=session, tz=self.tz)
+            )
         started = int(time.time())
         factory = EventFactory(
             places, self.directory, np.random.default_rng(started), prefix=f"sim{started:x}"
@@ -215,9 +246,8 @@ class Services:
         return LiveSimulator(
             factory,
             publish,
-            rate=self.settings.simulate_rate,
+            pace,
             speed=self.settings.simulate_speed,
-            tz=self.tz,
             clock=self.clock,
         )
 
@@ -284,9 +314,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.aclose()
 
-    server = FastAPI(title="gridcc", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    server = FastAPI(title="gridcc", lifespan=lifespan, docs_url=None, redoc_url=None)
     server.state.services = services
     server.mount("/vendor/bootstrap", StaticFiles(directory=BOOTSTRAP_DIR), name="bootstrap")
+    serve_api_docs(server, "/api/docs")
 
     @server.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
@@ -312,4 +343,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     server.state.dash = create_dash(server, services)
+    server.add_middleware(HeadAsGet)  # `HEAD` wherever `GET` is, Dash's routes included
     return server

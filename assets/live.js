@@ -21,6 +21,9 @@
  * - A snapshot on a scope the page has already heard from means the stream could not replay what
  *   it missed (an outage longer than the server's ring, a server restart): the view's
  *   `resync(scope)`, when it has one, draws what the deltas would have told it again.
+ * - A view that names a `stream` (the wall) also gets `refresh` events: every scope's figures of a
+ *   window recomputed by the server once per period for all its pages; `view.refresh(msg)` puts
+ *   them on the page.
  * - The page's estimate of the server's time (`serverNow()`, from the same `at` stamps) is what
  *   the wall's clock and ages run on, not the PC's clock.
  */
@@ -45,8 +48,9 @@
   var shownBadge = null;
   var liveFeed = [];
   var figures = null; // {node, open, alarms, children: {code: {open, alarms}}} of the shown scope
-  // The id of the last delta or snapshot this page applied, and its scope (every one has an id).
-  var lastId = { scope: null, id: "" };
+  // The id of the last delta or snapshot this page applied, its scope and the stream's URL (every
+  // one has an id).
+  var lastId = { scope: null, id: "", url: null };
 
   function lang() {
     return new URLSearchParams(window.location.search).get("lang") === "en" ? "en" : "zh";
@@ -69,10 +73,21 @@
     return null;
   }
 
+  // The language the content was drawn in (its `data-lang`; the URL's otherwise).
+  function shownLang() {
+    var content = document.querySelector("[data-scope]");
+    return (content && content.getAttribute("data-lang")) || lang();
+  }
+
+  // A view with a `stream` name (the wall) gets the server's periodic refresh of its scope in
+  // the language it shows, on the same stream.
   function wantedUrl() {
-    if (activeView() === null) return null; // no live panels on this page
+    var view = activeView();
+    if (view === null) return null; // no live panels on this page
     var scope = shownScope();
-    return scope === null ? null : "/live/stream?scope=" + encodeURIComponent(scope);
+    if (scope === null) return null;
+    var url = "/live/stream?scope=" + encodeURIComponent(scope);
+    return view.stream ? url + "&view=" + view.stream + "&lang=" + shownLang() : url;
   }
 
   function setProps(id, props) {
@@ -290,12 +305,26 @@
     if (msg.reconnect_max) reconnectMaxMs = msg.reconnect_max * 1000;
     if (event.type === "ping" || msg.node !== shownScope()) return;
     var gap = event.type === "snapshot" && lastId.scope === msg.node;
-    lastId = { scope: msg.node, id: event.lastEventId || "" };
+    lastId = { scope: msg.node, id: event.lastEventId || "", url: streamUrl };
     remember(msg, event.type === "snapshot");
     reapply();
     var view = activeView();
     if (gap && view !== null && view.resync) view.resync(msg.node);
     if (view !== null && view.items) view.items(msg);
+  }
+
+  // The server's periodic refresh of the scope (the figures of a window, which no delta carries,
+  // drawn by the same code as a fresh page): the view puts its regions on the page, and the live
+  // figures it was drawn with are the new baseline. Only for the scope and language shown.
+  function onRefresh(event) {
+    var msg = JSON.parse(event.data);
+    if (typeof msg.at === "number") measureLag(msg.at);
+    markLive();
+    var view = activeView();
+    if (view === null || !view.refresh || msg.node !== shownScope() || msg.lang !== shownLang()) return;
+    remember(msg.figures, true);
+    view.refresh(msg);
+    reapply();
   }
 
   function close() {
@@ -321,12 +350,13 @@
     var view = activeView();
     if (view !== null && view.reset) view.reset(url);
     figures = null;
-    var resume = lastId.id && url === "/live/stream?scope=" + encodeURIComponent(lastId.scope);
+    var resume = lastId.id && url === lastId.url;
     source = new EventSource(resume ? url + "&last=" + encodeURIComponent(lastId.id) : url);
     source.onopen = markLive;
     ["snapshot", "delta", "ping"].forEach(function (name) {
       source.addEventListener(name, onMessage);
     });
+    source.addEventListener("refresh", onRefresh);
     source.onerror = function () {
       markOffline();
       if (source && source.readyState === EventSource.CLOSED) {

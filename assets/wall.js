@@ -281,6 +281,7 @@
     api.addView({
       badge: "wall-live",
       badgeClass: "wall-live",
+      stream: "wall",
       apply: function (figures) {
         api.setText("wall-kpi-open", api.fmt(figures.open));
         api.setText("wall-kpi-active-alarms", api.fmt(figures.alarms));
@@ -310,6 +311,18 @@
         if (window.gridccWallMap) window.gridccWallMap.forgetAlarms(scope);
         resyncs += 1;
         api.setStore("wall-resync", scope + ":" + resyncs + ":" + Date.now());
+      },
+      // The server's periodic refresh: its regions replace the page's (they were drawn by the
+      // same code as a fresh page, now). Growth counted before it is in its charts already, and
+      // its lists are the truth again.
+      refresh: function (msg) {
+        trendPending = { reported: 0, closed: 0 };
+        channelPending = {};
+        Object.keys(msg.regions).forEach(function (id) {
+          api.setProps(id, { children: msg.regions[id] });
+        });
+        if (window.gridccWallLists) window.gridccWallLists.forget();
+        root.setAttribute("data-wall-refreshed", String(msg.at)); // when its figures were current
       },
       state: function (state) {
         root.setAttribute("data-wall-state", state);

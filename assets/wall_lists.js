@@ -6,7 +6,7 @@
 (function () {
   "use strict";
 
-  var LIST = { cases: 6, alarms: 8 }; // as many as the panels hold (data_sources/wall.py)
+  var LIST = { cases: 6, alarms: 6 }; // as many as the panels hold (data_sources/wall.py)
 
   function isWall() {
     return window.location.pathname.replace(/\/$/, "") === "/wall";
@@ -20,15 +20,27 @@
         initial: JSON.parse(el.getAttribute("data-initial") || "[]"),
         labels: JSON.parse(el.getAttribute("data-labels") || "{}"),
         tz: el.getAttribute("data-tz") || undefined,
+        scope: el.getAttribute("data-scope"),
+        places: JSON.parse(el.getAttribute("data-places") || "{}"),
       };
     } catch (e) {
       return null;
     }
   }
 
+  function day(d, tz) {
+    return d.toLocaleDateString("en-CA", { timeZone: tz }); // YYYY-MM-DD in the centre's zone
+  }
+
+  // "hh:mm" today (the command centre's day, by the server's clock), "MM-DD hh:mm" before:
+  // yesterday's 21:22 must not read as today's.
   function hhmm(iso, tz) {
     var d = new Date(iso);
-    return isNaN(d) ? "" : d.toLocaleTimeString("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    if (isNaN(d)) return "";
+    var time = d.toLocaleTimeString("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    var now = new Date(window.gridccLive ? window.gridccLive.serverNow() : Date.now());
+    var date = day(d, tz);
+    return date === day(now, tz) ? time : date.slice(5) + " " + time;
   }
 
   // The lists' lines are DOM built here, not Dash components (layouts/wall_panels.py says why).
@@ -47,11 +59,30 @@
     return node;
   }
 
+  // Where an item is: the child of the list's scope it lies in (the server names it for the
+  // items it drew; a live item carries its path of node codes, the scope's child follows the scope).
+  function placeOf(item, data) {
+    var code = item.area;
+    if (!code && item.path) {
+      var at = item.path.indexOf(data.scope);
+      code = at >= 0 ? item.path[at + 1] : null;
+    }
+    return (code && data.places[code]) || "";
+  }
+
+  // A camera's name after the area the line already names: "源丰社区1-1号楼摄像机3" in 源丰社区 is
+  // "1-1号楼摄像机3", in 1-1号楼 "摄像机3".
+  function cameraName(name, area) {
+    var at = area ? name.indexOf(area) : -1;
+    return at >= 0 && name.length > at + area.length ? name.slice(at + area.length) : name;
+  }
+
   function caseItem(item, data) {
     var l = data.labels;
     return div(item.id, "wall-feed-item" + (item.fresh ? " wall-new" : ""), [
       span("wall-time", hhmm(item.at, data.tz)),
       span("wall-chip wall-chip-" + item.status, (l.status || {})[item.status] || item.status),
+      span("wall-feed-place", placeOf(item, data)),
       span("wall-feed-cat", (l.category || {})[item.category] || item.category || ""),
       span("wall-feed-title", item.title || ""),
     ]);
@@ -86,13 +117,18 @@
     var closed = item.status !== "active" && item.status !== "acknowledged";
     var cls = "wall-alarm-item wall-sev-" + item.severity + (closed ? " wall-closed" : "") +
       (item.status === "acknowledged" ? " wall-acked" : "") + (item.fresh ? " wall-new" : "");
+    var actions = span("wall-alarm-actions", "");
+    alarmActions(item, data).forEach(function (node) { actions.appendChild(node); });
+    var area = placeOf(item, data);
+    // Two lines: what, its state, when and the buttons; then where (the area, the camera) in full.
     return div(item.id, cls, [
       span("wall-sev", ""),
       span("wall-alarm-type", (l.alarm || {})[item.type] || item.type),
-      span("wall-alarm-place", item.place || ""),
       span("wall-alarm-status", (l.alarm_status || {})[item.status] || item.status),
       span("wall-time", hhmm(item.at, data.tz)),
-    ].concat(alarmActions(item, data)));
+      actions,
+      span("wall-alarm-place", [area, cameraName(item.place || "", area)].filter(Boolean).join(" · ")),
+    ]);
   }
 
   // A ticker button: the server acknowledges (and opens the case) through the ingest path; the
@@ -134,6 +170,7 @@
   function redrawAlarm(alarmId) {
     var data = listData("wall-alarm-list");
     if (data === null) return;
+    ofScope(data.scope);
     var known = live.alarms.some(function (it) { return it.id === alarmId; });
     if (!known) {
       var item = data.initial.filter(function (it) { return it.id === alarmId; })[0];
@@ -148,8 +185,16 @@
     if (isWall()) checkFailed();
   }, 1000);
 
-  // Items received live, newest first, per list; merged over the rendered ones by id.
-  var live = { cases: [], alarms: [] };
+  // Items received live, newest first, per list, and the scope they came for; merged over the
+  // rendered ones by id, but only over lists of that scope (each list says its `data-scope`): a
+  // drill or a carousel step renders the new scope's lists before its stream is open, and the old
+  // scope's live items must not be drawn on them for one moment.
+  var live = { scope: null, cases: [], alarms: [] };
+
+  function ofScope(scope) {
+    if (live.scope !== scope) live = { scope: scope, cases: [], alarms: [] };
+    return live;
+  }
   var rendered = {}; // per list id: the data-initial it was last merged over
   var renderedInto = {}; // per list id: the element it was last drawn into
 
@@ -170,13 +215,14 @@
     var data = listData(id);
     if (data === null) return;
     var initial = el.getAttribute("data-initial");
+    var items = ofScope(el.getAttribute("data-scope"))[kind];
     // Drawn already over this element and its data (a re-render brings a new element or data).
     if (onlyIfStale && rendered[id] === initial && renderedInto[id] === el) return;
     rendered[id] = initial;
     renderedInto[id] = el;
     var seen = {};
     var all = [];
-    live[kind].concat(data.initial).forEach(function (it) {
+    items.concat(data.initial).forEach(function (it) {
       if (seen[it.id]) {
         if (!seen[it.id].place && it.place) seen[it.id].place = it.place; // keep the camera's name
         return;
@@ -184,6 +230,7 @@
       seen[it.id] = it;
       all.push(it);
     });
+    if (kind === "alarms") all = needingActionFirst(all);
     var lines = document.createDocumentFragment();
     all.slice(0, LIST[kind]).forEach(function (it) { lines.appendChild(build(it, data)); });
     if (!all.length) lines.appendChild(div("empty", "wall-empty", [document.createTextNode(el.getAttribute("data-empty") || "")]));
@@ -191,6 +238,25 @@
     // The lines are new elements each time: a new item slides in (and flashes) once, not again
     // whenever the list is drawn while it is still on it.
     live[kind].forEach(function (it) { it.fresh = false; });
+  }
+
+  function isOpen(item) {
+    return item.status === "active" || item.status === "acknowledged";
+  }
+
+  // The ticker's order, as the server's (data_sources/wall.py latest_alarms): alarms waiting for
+  // action first, the most severe and then the newest first; closed ones after them.
+  function needingActionFirst(items) {
+    return items
+      .map(function (item, i) { return { item: item, i: i }; })
+      .sort(function (a, b) {
+        var x = a.item;
+        var y = b.item;
+        if (isOpen(x) !== isOpen(y)) return isOpen(x) ? -1 : 1;
+        if (isOpen(x) && x.severity !== y.severity) return y.severity - x.severity;
+        return a.i - b.i; // newest first already (live on top, then the server's order)
+      })
+      .map(function (entry) { return entry.item; });
   }
 
   function renderLists() {
@@ -207,23 +273,40 @@
     attributeFilter: ["data-initial"],
   });
 
+  var pending = { cases: false, alarms: false };
+  var frame = null;
+
+  function drawPending() {
+    frame = null;
+    if (pending.cases) render("cases", "wall-feed-list", caseItem);
+    if (pending.alarms) render("alarms", "wall-alarm-list", alarmItem);
+    pending = { cases: false, alarms: false };
+  }
+
   window.gridccWallLists = {
     // New items of a message: merged over the lists and drawn.
+    // Drawn at most once per frame, however many messages came in it (no flicker, less work).
     items: function (msg) {
+      ofScope(msg.node);
       if ((msg.feed || []).length) {
         merge("cases", msg.feed.slice().reverse());
-        render("cases", "wall-feed-list", caseItem);
+        pending.cases = true;
       }
       if ((msg.alarm_feed || []).length) {
         merge("alarms", msg.alarm_feed.slice().reverse());
-        render("alarms", "wall-alarm-list", alarmItem);
+        pending.alarms = true;
       }
+      if ((pending.cases || pending.alarms) && frame === null) frame = window.requestAnimationFrame(drawPending);
     },
     // A re-render (drill, language) brings the server's lists: put the live items back on top.
     redraw: renderLists,
-    // Another scope, or a gap the stream could not replay: the server's lists are the truth again.
+    // Another scope, a gap the stream could not replay, or the server's periodic refresh: the
+    // server's lists are the truth again, drawn at once.
     forget: function () {
-      live = { cases: [], alarms: [] };
+      live = { scope: null, cases: [], alarms: [] };
+      rendered = {};
+      // After the renderer has put the new lists (if any) on the page: never the old ones again.
+      window.requestAnimationFrame(renderLists);
     },
   };
 })();

@@ -1,8 +1,11 @@
-/* gridcc wall `/wall`, the map: areas coloured by load with labels (a camera count per child at high
- * levels), single cameras, grid workers and pulsing alarms, drawn by the functions dash-leaflet calls
- * by name (`gridccWall.*`), and kept live from the stream's deltas (assets/wall.js hands them over
- * through `gridccWallMap`): children recoloured, workers moved, new alarms drawn at their camera and
- * resolved ones removed, a new high-severity alarm flashed. Nothing here asks the server.
+/* gridcc wall `/wall`, the map: areas coloured by load on their level's absolute scale (the server's
+ * thresholds, read from the legend's `data-scale`) with labels (a camera count per child at high
+ * levels, an open-alarm count per area above the street level), single cameras, grid workers and
+ * pulsing alarms, drawn by the functions dash-leaflet calls by name (`gridccWall.*`), and kept live
+ * from the stream's deltas (assets/wall.js hands them over through `gridccWallMap`): children
+ * recoloured and their alarm counts moved, workers moved, new alarms drawn at their camera and
+ * resolved ones removed, a new high-severity alarm flashed. The map fits its scope again whenever
+ * its panel changes size. Nothing here asks the server.
  */
 (function () {
   "use strict";
@@ -13,7 +16,27 @@
     return div.innerHTML;
   }
 
-  // Labels that would overlap a more loaded neighbour's keep only their figure.
+  // What the server says the map shows (layouts/wall_map.py scale_config): the level's thresholds
+  // with their colours, and whether single alarm markers belong on it. None at a building.
+  var configText = null;
+  var config = null;
+  function mapConfig() {
+    var el = document.querySelector("#wall-legend [data-scale]");
+    var text = el ? el.getAttribute("data-scale") : null;
+    if (text !== configText) {
+      configText = text;
+      try {
+        config = text ? JSON.parse(text) : null;
+      } catch (e) {
+        config = null;
+      }
+    }
+    return config;
+  }
+
+  // Label placement: the largest areas first, each label whole where it fits (inside the map and
+  // clear of the labels placed so far), else its figures alone, else none (an area too small or
+  // too crowded to hold one). No two shown labels ever overlap.
   var declutterFrame = null;
   function scheduleDeclutter() {
     if (declutterFrame === null) declutterFrame = window.requestAnimationFrame(declutter);
@@ -21,32 +44,80 @@
   function box(label) {
     return (label.firstElementChild || label).getBoundingClientRect();
   }
+  function areaSize(code) {
+    var size = 0;
+    document.querySelectorAll(".wall-map .wall-area-" + code).forEach(function (path) {
+      var r = path.getBoundingClientRect();
+      size += r.width * r.height;
+    });
+    return size;
+  }
+  function fits(r, frame, placed) {
+    if (r.left < frame.left || r.right > frame.right || r.top < frame.top || r.bottom > frame.bottom) {
+      return false;
+    }
+    return !placed.some(function (p) {
+      return r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top;
+    });
+  }
   function declutter() {
     declutterFrame = null;
-    var labels = Array.prototype.slice.call(document.querySelectorAll(".wall-label"));
+    var frameEl = document.querySelector(".wall-map-frame");
+    if (!frameEl) return;
+    var frame = frameEl.getBoundingClientRect();
+    var labels = Array.prototype.slice.call(document.querySelectorAll(".wall-map .wall-label"));
     labels.forEach(function (el) { el.classList.remove("wall-label-compact", "wall-label-hidden"); });
     var placed = [];
     labels
       .map(function (el) {
-        var value = el.querySelector(".wall-label-value");
-        return { el: el, open: Number((value ? value.textContent : "0").replace(/,/g, "")) };
+        var code = (el.className.match(/wall-label-(\d+)/) || [])[1];
+        return { el: el, size: code ? areaSize(code) : 0 };
       })
-      .sort(function (a, b) { return b.open - a.open; })
+      .sort(function (a, b) { return b.size - a.size; })
       .forEach(function (label) {
         var r = box(label.el);
-        var hit = placed.some(function (p) {
-          return r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top;
-        });
-        if (hit) {
+        if (!fits(r, frame, placed)) {
           label.el.classList.add("wall-label-compact");
           r = box(label.el);
-          hit = placed.some(function (p) {
-            return r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top;
-          });
-          label.el.classList.toggle("wall-label-hidden", hit);
+          if (!fits(r, frame, placed)) {
+            label.el.classList.add("wall-label-hidden");
+            return;
+          }
         }
-        if (!hit) placed.push(r);
+        placed.push(r);
       });
+  }
+
+  // The map fits its scope (the server's `viewport`, applied by dash-leaflet's fitBounds) again
+  // whenever its panel changes size: a wall switched to the wide layout, a window resized.
+  function adopt(map) {
+    if (map.gridccAdopted) return;
+    map.gridccAdopted = true;
+    var fitBounds = map.fitBounds;
+    map.fitBounds = function (bounds, options) {
+      map.gridccFit = [bounds, options];
+      return fitBounds.call(map, bounds, options);
+    };
+    map.on("zoomend moveend viewreset resize", scheduleDeclutter);
+    if (!window.ResizeObserver) return;
+    var observer = new window.ResizeObserver(function () {
+      map.invalidateSize({ pan: false });
+      if (map.gridccFit) {
+        fitBounds.call(map, map.gridccFit[0], Object.assign({}, map.gridccFit[1], { animate: false }));
+      }
+      scheduleDeclutter();
+    });
+    observer.observe(map.getContainer());
+    map.on("unload", function () { observer.disconnect(); });
+  }
+  if (window.L && window.L.Map) {
+    window.L.Map.addInitHook(function () { adopt(this); });
+  }
+
+  function badge(p) {
+    if (p.alarms === undefined || p.alarms === null) return "";
+    return '<span class="wall-label-alarms' + (p.high ? " wall-label-alarms-high" : "") +
+      '" data-n="' + Number(p.alarms) + '">' + escapeHtml(String(p.alarms)) + "</span>";
   }
 
   var wall = {
@@ -71,15 +142,19 @@
       var html =
         '<div class="wall-label-box">' +
         '<span class="wall-label-name">' + escapeHtml(p.name || "") + "</span>" +
-        '<span class="wall-label-value">' + escapeHtml(String(p.open)) + "</span>" +
+        '<span class="wall-label-figures"><span class="wall-label-value">' + escapeHtml(String(p.open)) +
+        "</span>" + badge(p) + "</span>" +
         (p.cameras ? '<span class="wall-label-cameras">' + escapeHtml(p.cameras) + "</span>" : "") +
         "</div>";
       scheduleDeclutter();
-      return window.L.marker(latlng, {
+      var marker = window.L.marker(latlng, {
         interactive: false,
         keyboard: false,
+        zIndexOffset: 10000, // over the alarm and worker markers: a figure is never covered
         icon: window.L.divIcon({ className: "wall-label wall-label-" + p.code, html: html, iconSize: null }),
       });
+      marker.once("add", function () { if (marker._map) adopt(marker._map); });
+      return marker;
     },
   };
 
@@ -114,50 +189,65 @@
   // its scope's code, so a delta moves only what the shown map holds.
   var mapped = { workers: {}, alarms: {} };
   var HIGH_SEVERITY = 3; // data_sources/wall_layers.py HIGH_SEVERITY
-  var STOPS = [[0, [34, 211, 238]], [0.5, [245, 158, 11]], [1, [239, 68, 68]]]; // layouts/wall_map.py
 
-  function loadColour(value, low, high) {
-    var share = high <= low ? 0 : Math.min(Math.max((value - low) / (high - low), 0), 1);
-    for (var i = 1; i < STOPS.length; i++) {
-      if (share <= STOPS[i][0]) {
-        var f = (share - STOPS[i - 1][0]) / (STOPS[i][0] - STOPS[i - 1][0]);
-        return "#" + STOPS[i - 1][1].map(function (a, k) {
-          var v = Math.round(a + (STOPS[i][1][k] - a) * f);
+  function rgb(hex) {
+    return [1, 3, 5].map(function (i) { return parseInt(hex.slice(i, i + 2), 16); });
+  }
+  // The colour of `value` open cases on the level's thresholds (layouts/wall_map.py load_colour).
+  function loadColour(value, stops) {
+    for (var i = 1; i < stops.length; i++) {
+      if (value <= stops[i][0]) {
+        var x0 = stops[i - 1][0];
+        var x1 = stops[i][0];
+        var f = x1 <= x0 ? 0 : Math.min(Math.max((value - x0) / (x1 - x0), 0), 1);
+        var c0 = rgb(stops[i - 1][1]);
+        var c1 = rgb(stops[i][1]);
+        return "#" + c0.map(function (a, k) {
+          var v = Math.round(a + (c1[k] - a) * f);
           return (v < 16 ? "0" : "") + v.toString(16);
         }).join("");
       }
     }
-    return "#ef4444";
+    return stops[stops.length - 1][1];
   }
 
-  // The children's fill and label from live open counts, on the same scale as the server's first
-  // render (the siblings' own range). An inline style beats Leaflet's fill attribute, so hovering
-  // (which restyles from the rendered data) keeps the live colour.
+  function setBadge(code, n, high) {
+    var el = document.querySelector(".wall-map .wall-label-" + code + " .wall-label-alarms");
+    if (!el) return;
+    if (n !== undefined && el.getAttribute("data-n") !== String(n)) {
+      el.setAttribute("data-n", String(n));
+      el.textContent = window.gridccLive.fmt(n);
+      scheduleDeclutter();
+    }
+    if (n === 0) high = false;
+    if (high !== undefined) el.classList.toggle("wall-label-alarms-high", !!high);
+  }
+
+  // The children's fill, label and alarm count from live figures, on the level's absolute scale
+  // (the same thresholds the server coloured the first render with). An inline style beats
+  // Leaflet's fill attribute, so hovering (which restyles from the rendered data) keeps the live
+  // colour.
   function recolour(children) {
     var api = window.gridccLive;
-    var shown = [];
+    var scale = mapConfig();
     Object.keys(children).forEach(function (code) {
-      var path = document.querySelector(".wall-area-" + code);
-      if (path) shown.push({ code: code, path: path, open: children[code].open });
-    });
-    if (!shown.length) return;
-    var values = shown.map(function (s) { return s.open; });
-    var low = Math.min.apply(null, values);
-    var high = Math.max.apply(null, values);
-    shown.forEach(function (s) {
-      var colour = loadColour(s.open, low, high);
-      if (s.path.gridccFill !== colour) {
-        s.path.gridccFill = colour;
-        s.path.style.fill = colour;
+      var child = children[code];
+      var path = document.querySelector(".wall-map .wall-area-" + code);
+      if (path && scale) {
+        var colour = loadColour(child.open, scale.stops);
+        if (path.gridccFill !== colour) {
+          path.gridccFill = colour;
+          path.style.fill = colour;
+        }
       }
-      var value = document.querySelector(".wall-label-" + s.code + " .wall-label-value");
-      if (value && value.textContent !== api.fmt(s.open)) {
-        value.textContent = api.fmt(s.open);
+      var value = document.querySelector(".wall-map .wall-label-" + code + " .wall-label-value");
+      if (value && value.textContent !== api.fmt(child.open)) {
+        value.textContent = api.fmt(child.open);
         scheduleDeclutter();
       }
+      // `high`: open high-severity alarms, where the delta carries them.
+      setBadge(code, child.alarms, child.high === undefined ? undefined : child.high > 0);
     });
-    api.setText("wall-legend-low", api.fmt(low));
-    api.setText("wall-legend-high", api.fmt(high));
   }
 
   function ofScope(kind, scope) {
@@ -255,7 +345,8 @@
       var f = mapped.alarms[a.id];
       if (f && f.properties.scope !== msg.node) f = null; // drawn on another scope's map
       if (!f) {
-        if (isOpen(a.status) && msg.node === scope && a.lon != null && a.lat != null) {
+        var points = !mapConfig() || mapConfig().points !== false;
+        if (points && isOpen(a.status) && msg.node === scope && a.lon != null && a.lat != null) {
           mapped.alarms[a.id] = alarmFeature(a, msg.node);
           changed = true;
         }
@@ -288,6 +379,9 @@
       return a.new && a.severity >= HIGH_SEVERITY;
     });
     if (!high) return;
+    grown.forEach(function (code) {
+      if (msg.children[code].high === undefined) setBadge(code, undefined, true);
+    });
     var targets = [];
     grown.forEach(function (code) {
       targets = targets.concat(Array.prototype.slice.call(document.querySelectorAll(".wall-area-" + code)));
@@ -309,6 +403,11 @@
   window.gridccWall = wall;
   window.gridccWallMap = {
     apply: function (figures) { recolour(figures.children); },
+    // The colour of `value` open cases on the shown level's scale (null at a building).
+    colour: function (value) {
+      var scale = mapConfig();
+      return scale ? loadColour(value, scale.stops) : null;
+    },
     items: function (msg) {
       moveWorkers(msg);
       updateAlarms(msg);

@@ -5,20 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
+from plotly.io.json import to_json_plotly
 from sqlalchemy.exc import SQLAlchemyError
 
 from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
 from data_sources.ingest import IngestError
-from data_sources.model import Level, Node
+from data_sources.model import AlarmType, Level, Node
 from data_sources.wall import Charts, WallFigures, load_charts, load_wall, map_areas, on_duty
 from data_sources.wall_geo import Area
-from data_sources.wall_layers import NEARBY_M
+from data_sources.wall_layers import ALARM_POINT_LEVELS, NEARBY_M
 from layouts import ids, wall_charts, wall_map, wall_panels
 from layouts import wall as layout
 from layouts.i18n import LANGS, Lang, number, t
@@ -52,6 +54,11 @@ OUTPUTS = {
     "feed": Output(W.FEED, "children"),
     "notice": Output(W.NOTICE, "children"),
 }
+#: The regions the hub's periodic refresh sends every page of a scope (`Hub.refresh_s`): what a
+#: fresh render would show now that no delta carries (window rates, funnel, categories, ranking
+#: values and order, trend, channels, workers on duty, the lists). The map's outlines and points
+#: do not change with the window; its colours and labels follow the deltas.
+REFRESHED = ("kpis", "funnel", "categories", "trend", "channels", "ranking", "alarms", "feed")
 
 
 def parse_wall_search(search: str | None, default_lang: Lang) -> tuple[str | None, Lang, str]:
@@ -89,8 +96,12 @@ def regions(
     overview = figures.overview
     scope = overview.scope.node
     load = {c.node.code: c.kpis.open for c in overview.children}
-    links = {c.node.code: layout.href(c.node.code, lang, fit, rotate) for c in overview.children}
     cameras_per_child = {c.node.code: c.resources.cameras for c in overview.children}
+    # The lists say where each line is: the child of the scope, named as the ranking names it.
+    places = {
+        c.node.code: wall_panels.short_name(c.node.name(lang), scope.name(lang))
+        for c in overview.children
+    }
     child = scope.level.child
     note = f"{t(f'level_{child.value}', lang)} × {len(figures.areas)}" if child else ""
     return {
@@ -100,37 +111,39 @@ def regions(
         "funnel": wall_panels.funnel_panel(figures.funnel, lang, days),
         "categories": wall_panels.categories_panel(figures.categories, lang, days),
         "map_title": wall_panels.panel_title_parts(t("map", lang), note),
-        "legend": wall_map.legend(load.values(), lang),
-        "areas": wall_map.areas_data(figures.areas, load, lang),
+        "legend": wall_map.legend(figures.scale, lang, points=scope.level in ALARM_POINT_LEVELS),
+        "areas": wall_map.areas_data(figures.areas, load, lang, figures.scale),
         "labels": wall_map.labels_data(
-            figures.areas, load, lang, None if figures.cameras else cameras_per_child
+            figures.areas,
+            load,
+            lang,
+            None if figures.cameras else cameras_per_child,
+            None if scope.level in ALARM_POINT_LEVELS else figures.area_alarms,
         ),
         "outline": wall_map.outline_data(figures.outline),
         "cameras": wall_map.cameras_data(figures.cameras),
         "workers": wall_map.workers_data(figures.workers, scope.code),
         "alarm_points": wall_map.alarms_data(figures.alarm_points, scope.code),
-        "viewport": wall_map.viewport(
-            figures.areas,
-            figures.outline,
-            # A building alone would fill the map: show the cameras that watch it too.
-            [(c.lon, c.lat) for c in figures.cameras] if scope.level is Level.BUILDING else (),
-        )
-        or no_update,
+        # The scope fills its panel at every level (a building too: its nearby cameras' alarms
+        # are in the ticker, the map shows the building).
+        "viewport": wall_map.viewport(figures.areas, figures.outline) or no_update,
         "trend": wall_charts.trend_panel(figures.trend, lang, tz),
         "channels": wall_charts.channels_panel(figures.channels, lang),
         "ranking": (
             wall_panels.workers_panel(figures.workers, lang, tz)
             if scope.level is Level.BUILDING
-            else wall_panels.ranking_panel(overview, alarms, lang, links)
+            else wall_panels.ranking_panel(overview, alarms, lang)
         ),
         "alarms": wall_panels.alarm_panel(
             figures.alarms,
+            scope.code,
+            places,
             lang,
             tz,
             t("nearby_alarms", lang, metres=int(NEARBY_M)) if scope.level is Level.BUILDING else "",
             actions,
         ),
-        "feed": wall_panels.feed_panel(figures.cases, lang, tz),
+        "feed": wall_panels.feed_panel(figures.cases, scope.code, places, lang, tz),
         "notice": None,
     }
 
@@ -168,6 +181,56 @@ def register(app: Dash, services: Services) -> None:
         """Keep the last frame; show why over it."""
         return dict.fromkeys(OUTPUTS, no_update) | {"notice": notice}
 
+    def live_figures(figures: WallFigures) -> tuple[dict[str, int], int]:
+        """(open alarms of the scope and of its children, workers on duty) from live state.
+
+        Live state is moved along on the event loop: read it there, not in a thread."""
+        live = services.live
+        node = figures.overview.scope.node
+        fixes = ((fix.path, fix.ts) for fix in live.positions.values())
+        codes = [node, *(c.node for c in figures.overview.children)]
+        alarms = {n.code: live.open_alarms.get(n.id, 0) for n in codes}
+        return alarms, on_duty(fixes, node, services.clock())
+
+    def compose(figures: WallFigures, lang: Lang, fit: str, rotate: int | None) -> dict[str, Any]:
+        alarms, duty = live_figures(figures)
+        return regions(
+            figures,
+            lang=lang,
+            fit=fit,
+            rotate=rotate,
+            tz=services.tz,
+            days=settings.kpi_window_days,
+            workers_on_duty=duty,
+            alarms=alarms,
+            actions=settings.wall_actions,
+        )
+
+    async def refresh(node_id: int, lang: str) -> str | None:
+        """The hub's periodic refresh of one scope (for all its walls in `lang`): the regions of
+        `REFRESHED` as a fresh render draws them now, with the live figures they were drawn
+        with; encoded once."""
+        code = services.directory.codes.get(node_id)
+        if code is None or lang not in LANGS:
+            return None
+        figures = await asyncio.to_thread(load, code)
+        if figures is None or figures.overview.scope.node.code != code:
+            return None
+        drawn = compose(figures, lang, layout.DEFAULT_FIT, None)
+        return str(
+            to_json_plotly(
+                {
+                    "node": code,
+                    "lang": lang,
+                    "at": int(time.time() * 1000),
+                    "figures": services.hub.snapshot(node_id),
+                    "regions": {OUTPUTS[name].component_id: drawn[name] for name in REFRESHED},
+                }
+            )
+        )
+
+    services.hub.refreshers["wall"] = refresh
+
     @app.callback(
         output=OUTPUTS,
         # `resync`: the page's stream came back after a gap it could not replay (assets/wall.js).
@@ -177,6 +240,11 @@ def register(app: Dash, services: Services) -> None:
         if search is None:
             return stay(no_update)  # the location has not read the browser's URL yet
         scope, lang, fit = parse_wall_search(search, settings.default_lang)
+        places = services.directory
+        if scope is not None and places.root_id is not None and scope not in places.nodes:
+            # Never the city instead: a wall must not show another area under this one's name.
+            city = layout.href(places.codes[places.root_id], lang, fit)
+            return nowhere(scope, city, lang)
         try:
             # The store is synchronous: keep the event loop free for streams and other pages.
             figures = await asyncio.to_thread(load, scope)
@@ -185,24 +253,7 @@ def register(app: Dash, services: Services) -> None:
             return stay(layout.notice(t("error_title", lang), t("error_body", lang)))
         if figures is None:
             return stay(layout.notice(t("no_data_title", lang), t("no_data_body", lang)))
-        # Live state is moved along on the event loop: read it here, not in the thread.
-        live = services.live
-        node = figures.overview.scope.node
-        fixes = ((fix.path, fix.ts) for fix in live.positions.values())
-        codes = [node, *(c.node for c in figures.overview.children)]
-        alarms = {n.code: live.open_alarms.get(n.id, 0) for n in codes}
-        duty = on_duty(fixes, node, services.clock())
-        return regions(
-            figures,
-            lang=lang,
-            fit=fit,
-            rotate=parse_rotate(search),
-            tz=services.tz,
-            days=settings.kpi_window_days,
-            workers_on_duty=duty,
-            alarms=alarms,
-            actions=settings.wall_actions,
-        )
+        return compose(figures, lang, fit, parse_rotate(search))
 
     def charts(scope: str | None) -> Charts | None:
         with services.sessions() as session:
@@ -279,13 +330,37 @@ def register(app: Dash, services: Services) -> None:
     )
 
 
+#: Outputs that hold map layers (emptied with an empty collection, not None).
+MAP_LAYERS = ("areas", "labels", "outline", "cameras", "workers", "alarm_points")
+
+
+def nowhere(code: str, city: str, lang: Lang) -> dict[str, Any]:
+    """Every region of a wall whose scope does not exist: empty, and a "no such area" notice with
+    the way up to the city (no `data-scope` is left on the page, so no stream is opened)."""
+    regions: dict[str, Any] = dict.fromkeys(OUTPUTS)
+    regions |= dict.fromkeys(MAP_LAYERS, wall_map.EMPTY) | {"viewport": no_update}
+    regions["notice"] = layout.notice(
+        t("no_such_area_title", lang),
+        t("no_such_area_body", lang, code=code),
+        dcc.Link(t("to_city", lang), href=city, className="wall-notice-link"),
+    )
+    return regions
+
+
+def alarm_name(alarm_type: str, place: str, lang: Lang) -> str:
+    """An alarm as a duty officer names it: its type and its camera ("烟火 · 东华路口"), not its id."""
+    kind = t(f"alarm_{alarm_type}", lang) if alarm_type in set(AlarmType) else alarm_type
+    return " · ".join(part for part in (kind, place) if part)
+
+
 def result_text(result: AlarmActionResult, lang: Lang) -> str:
     """What the wall says after a ticker button did its work."""
+    name = alarm_name(result.type, result.place, lang) or result.alarm_id
     if result.case_created:
-        return t("ack_case_done", lang, case=result.case_id)
+        return t("ack_case_done", lang, alarm=name)
     if result.acknowledged:
-        return t("ack_done", lang, alarm=result.alarm_id)
-    return t("ack_unchanged", lang, alarm=result.alarm_id)
+        return t("ack_done", lang, alarm=name)
+    return t("ack_unchanged", lang, alarm=name)
 
 
 def action_message(text: str, nonce: str, *, failed: str | None = None) -> Any:

@@ -72,6 +72,20 @@ class AlarmActionResult:
     case_created: bool
     #: Ids of the events this call published.
     events: list[str]
+    #: The alarm's type and its camera's name: what a screen names it by (not its id).
+    type: str = ""
+    place: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmPlan:
+    """What acknowledging an alarm takes: the raw events to publish and the alarm's case id; and
+    the alarm's type and camera name."""
+
+    events: list[dict[str, Any]]
+    case_id: str | None
+    type: str
+    place: str
 
 
 def _digest(alarm_id: str) -> str:
@@ -99,8 +113,8 @@ def plan_alarm_action(
     actor: str,
     create_case: bool,
     now: datetime,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """(the raw events to publish, the alarm's case id) for acknowledging alarm `alarm_id`.
+) -> AlarmPlan:
+    """What acknowledging alarm `alarm_id` takes (and opening its case, with `create_case`).
 
     Raises AlarmActionError: 404 for an unknown alarm, 409 for one that has ended.
     `now` is naive UTC.
@@ -163,7 +177,7 @@ def plan_alarm_action(
                     },
                 }
             )
-    return events, case_id
+    return AlarmPlan(events, case_id, row.type, row.name)
 
 
 async def act_on_alarm(
@@ -178,9 +192,9 @@ async def act_on_alarm(
 ) -> AlarmActionResult:
     """Acknowledge alarm `alarm_id` (and open its case) through the ingest path; idempotent."""
 
-    def prepare() -> tuple[list[Any], str | None]:
+    def prepare() -> tuple[list[Any], AlarmPlan]:
         with sessions() as session:
-            raw, case_id = plan_alarm_action(
+            plan = plan_alarm_action(
                 session=session,
                 directory=directory,
                 alarm_id=alarm_id,
@@ -188,25 +202,27 @@ async def act_on_alarm(
                 create_case=create_case,
                 now=now,
             )
-        if not raw:
-            return [], case_id
+        if not plan.events:
+            return [], plan
         try:
-            return list(ingestor.validate(raw).events), case_id
+            return list(ingestor.validate(plan.events).events), plan
         except IngestError as exc:
             if exc.status_code == 409:  # published moments ago, not projected yet
-                return [], case_id
+                return [], plan
             raise
 
-    events, case_id = await asyncio.to_thread(prepare)  # SQL: keep it off the event loop
+    events, plan = await asyncio.to_thread(prepare)  # SQL: keep it off the event loop
     if events:
         await ingestor.publish(events)
     published = [e.id for e in events]
     return AlarmActionResult(
         alarm_id,
         ack_event_id(alarm_id) in published,
-        case_id,
+        plan.case_id,
         report_event_id(alarm_id) in published,
         published,
+        plan.type,
+        plan.place,
     )
 
 

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +38,12 @@ FEED_PER_DELTA = 20
 #: Moved workers per delta: a whole city's 7,000 workers at a 30 s interval move ≈60 per frame.
 WORKERS_PER_DELTA = 2_000
 QUEUE = 64
+#: How often the figures of a window (rates, funnel, categories, ranking, trend…) of each watched
+#: scope are computed again and pushed to its pages (`Settings.wall_refresh_s` sets it).
+REFRESH_S = 30.0
+#: A view's refresh of one scope in one language: (node id, lang) → the `refresh` event's data,
+#: encoded once for every page that watches it; None when there is nothing to send.
+Refresher = Callable[[int, str], Awaitable[str | None]]
 #: Where a grid's id sits in a path of node ids (district, street, community, grid, building).
 GRID_AT = FACT_LEVELS.index(Level.GRID)
 
@@ -52,9 +58,12 @@ def open_count(counts: dict[str, int]) -> int:
 
 @dataclass(eq=False)
 class Subscription:
-    """One stream's view of one node; `closed` is set when the hub cut it off."""
+    """One stream's view of one node; `closed` is set when the hub cut it off. A stream of a `view`
+    that has a refresher (the wall) also gets that view's refresh of its node in its `lang`."""
 
     node: int
+    view: str | None = None
+    lang: str = "zh"
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE))
     closed: bool = False
 
@@ -101,12 +110,19 @@ class Hub:
     #: When the last stream of a node went away (nodes still watched are absent).
     _unwatched_since: dict[int, float] = field(default_factory=dict)
     frames: int = 0
+    #: Per view: what computes its refresh (registered by the view's callbacks module).
+    refreshers: dict[str, Refresher] = field(default_factory=dict)
+    refresh_s: float = REFRESH_S
+    #: When each watched (node, view, lang) is due for its next refresh (monotonic seconds).
+    _refresh_due: dict[tuple[int, str, str], float] = field(default_factory=dict)
+    refreshes: int = 0
 
     # -------------------------------------------------------------- intake (projector side)
 
     def on_projection(self, projection: Projection) -> None:
         """Remember what changed; the next tick turns it into deltas."""
         root = self.live().root_id
+        codes = self.directory().codes
         item: dict[str, Any]
         today: datetime | None = None
         for case in projection.cases:
@@ -121,6 +137,8 @@ class Hub:
                 "status": case.new.value,
                 "at": case.at.isoformat() + "Z",
                 "new": case.old is None,
+                # Where, at every watched level: a page names the child of its scope on it.
+                "path": [codes.get(n, "") for n in case.path],
             }
             self._touch(_nodes(root, case.path), self._feed, item)
         for alarm in projection.alarms:
@@ -131,6 +149,7 @@ class Hub:
                 "status": alarm.status.value,
                 "at": alarm.at.isoformat() + "Z",
                 "new": not alarm.was_open and alarm.is_open,
+                "path": [codes.get(n, "") for n in alarm.path],
             }
             if alarm.lon is not None and alarm.lat is not None:
                 item |= {
@@ -213,6 +232,51 @@ class Hub:
             self.flush()
             self.forget_unwatched()
             await asyncio.sleep(self.tick_s)
+
+    async def run_refreshes(self) -> None:
+        """Refresh the watched scopes as they come due: once per (scope, view, language) and
+        period, however many pages watch it, one at a time (bounded cost)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.refresh_s / 4))
+            try:
+                await self.refresh_due()
+            except Exception:  # never let one bad scope stop every wall's refresh
+                log.exception("refresh failed")
+
+    async def refresh_due(self, now: float | None = None) -> int:
+        """Compute and deliver every refresh that is due; returns how many were computed."""
+        now = time.monotonic() if now is None else now
+        watched = {
+            (sub.node, sub.view, sub.lang)
+            for subs in self._subs.values()
+            for sub in subs
+            if sub.view is not None and sub.view in self.refreshers
+        }
+        for key in list(self._refresh_due):
+            if key not in watched:
+                del self._refresh_due[key]  # nobody watches it: no cost, and a fresh start
+        done = 0
+        for key in sorted(watched, key=lambda k: self._refresh_due.get(k, 0.0)):
+            # A scope's first page has just rendered it: its first refresh is a period away.
+            due = self._refresh_due.setdefault(key, now + self.refresh_s)
+            if now < due:
+                continue
+            self._refresh_due[key] = now + self.refresh_s
+            node, view, lang = key
+            try:
+                body = await self.refreshers[view](node, lang)
+            except Exception:
+                log.exception("refresh of node %s (%s, %s) failed", node, view, lang)
+                continue
+            done += 1
+            self.refreshes += 1
+            if body is None:
+                continue
+            message = {"refresh": body}
+            for sub in list(self._subs.get(node, ())):
+                if sub.view == view and sub.lang == lang:
+                    self._deliver(sub, message)
+        return done
 
     def forget_unwatched(self, now: float | None = None) -> None:
         """Stop tracking nodes nobody has watched for `UNWATCHED_S`: bounded memory and tick cost
@@ -305,9 +369,10 @@ class Hub:
         """The id of the newest delta (a snapshot taken now is current up to it)."""
         return self._next_id
 
-    def subscribe(self, node: int) -> Subscription:
-        """Watch `node`; from now on its changes are kept in its ring, watched or not."""
-        sub = Subscription(node)
+    def subscribe(self, node: int, view: str | None = None, lang: str = "zh") -> Subscription:
+        """Watch `node` (for `view` in `lang`); from now on its changes are kept in its ring,
+        watched or not."""
+        sub = Subscription(node, view, lang)
         self._subs[node].add(sub)
         if node not in self._tracked:
             self._tracked[node] = self._next_id + 1

@@ -4,13 +4,16 @@ Protocol: `retry:` first; then a `snapshot` event (the scope's figures and its c
 the browser reconnects with `Last-Event-ID` and the hub's ring still reaches back, the `delta`
 events it missed (a page that opens a new stream itself, after the browser gave up on one, says
 where it was with `last=<id>` in the query: a new EventSource sends no `Last-Event-ID`); then a
-`delta` per frame in which the scope changed; a `ping` event every `heartbeat_s` so the page's
+`delta` per frame in which the scope changed; for a page that says its `view` (the wall) and
+`lang`, a `refresh` event whenever the hub recomputes that view of the scope (every
+`Hub.refresh_s`: the figures of a window, which no delta carries; no `id:`, it is never replayed);
+a `ping` event every `heartbeat_s` so the page's
 watchdog can tell a quiet city from a dead connection. Every delta and snapshot carries `id:`
 ("<the hub's life>-<n>": an id from before a restart gets a snapshot); every message carries `at`,
 the server's time in ms when its data were current, so the page can tell "arriving late" from
 "live". The first message also tells the page the heartbeat and the cap of its reconnect backoff
 (`reconnect_max`, seconds). A stream the hub cut off for being slow simply ends; the browser
-reconnects.
+reconnects. An unknown scope is refused (404 "no such area"), never taken for the city.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import StreamingResponse
@@ -49,20 +52,23 @@ def live_router(
     async def stream(
         scope: str | None = None,
         last: str | None = None,
+        view: Literal["wall"] | None = None,
+        lang: Literal["zh", "en"] = "zh",
         last_event_id: str | None = Header(default=None),
     ) -> StreamingResponse:
         """Live figures of one scope (node code; the city when omitted) as server-sent events;
-        `last` (or the `Last-Event-ID` header, which wins): the id of the last delta the page has."""
+        `last` (or the `Last-Event-ID` header, which wins): the id of the last delta the page has;
+        `view` and `lang`: the page's periodic refresh of its window figures."""
         places = directory()
-        root = places.codes.get(places.root_id) if places.root_id is not None else None
-        # An unknown scope shows the city, as the page does (a stale bookmark must still be live).
-        place = places.nodes.get(scope or "") or places.nodes.get(root or "")
-        if place is None:
+        if places.root_id is None:
             raise HTTPException(503, "no hierarchy loaded yet: seed the database")
+        place = places.nodes.get(scope if scope is not None else places.codes[places.root_id])
+        if place is None:
+            raise HTTPException(404, "no such area")
         resume = hub().resume_point(last_event_id or last)
         hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
         return StreamingResponse(
-            _events(hub(), place.id, resume, hello, heartbeat_s, retry_ms),
+            _events(hub(), place.id, resume, hello, heartbeat_s, retry_ms, view, lang),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
         )
@@ -81,10 +87,12 @@ async def _events(
     hello: dict[str, Any],
     heartbeat_s: float,
     retry_ms: int,
+    view: str | None = None,
+    lang: str = "zh",
 ) -> AsyncIterator[str]:
     # Subscribe before taking the snapshot: a change in between is then delivered as well
     # (deltas carry absolute figures, so seeing it twice is harmless).
-    sub = hub.subscribe(node)
+    sub = hub.subscribe(node, view, lang)
     try:
         yield f"retry: {retry_ms}\n\n"
         backlog = hub.since(node, resume) if resume is not None else None
@@ -104,6 +112,9 @@ async def _events(
                 continue
             if delta.get("cut"):
                 return
+            if "refresh" in delta:  # encoded once for all the scope's pages
+                yield f"event: refresh\ndata: {delta['refresh']}\n\n"
+                continue
             yield sse("delta", delta, hub.event_id(delta["id"]))
     finally:
         hub.unsubscribe(sub)

@@ -15,23 +15,28 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from data_sources import store
+from data_sources.level_scale import LoadScale, level_scale
 from data_sources.model import FUNNEL, AlarmStatus, Channel, Level, Node
 from data_sources.overview import Overview, load_overview
 from data_sources.schema import AlarmRow, CameraRow, CaseRow, NodeRow
 from data_sources.wall_geo import Area, areas_of
-from data_sources.wall_layers import ON_DUTY as ON_DUTY  # app.py's restart window
 from data_sources.wall_layers import (
+    ALARM_POINT_LEVELS,
     AlarmPoint,
     CameraPoint,
     WorkerPoint,
     active_alarms,
+    alarms_per_child,
     scope_cameras,
     scope_workers,
     worker_node_id,
 )
+from data_sources.wall_layers import ON_DUTY as ON_DUTY  # app.py's restart window
 
 FEED_LENGTH = 6
-ALARM_LENGTH = 8
+ALARM_LENGTH = 6
+#: How long a closed alarm stays on the ticker (the page's refresh drops it after that).
+RECENTLY_CLOSED = timedelta(minutes=5)
 CATEGORY_COUNT = 6
 #: Hours of the trend panel, the current (partial) hour last.
 TREND_HOURS = 24
@@ -48,11 +53,14 @@ class CaseItem:
     category: str
     status: str
     at: datetime
+    #: Where: the code of the scope's child it lies in (None at a building, which has none).
+    area: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AlarmItem:
-    """One line of the alarm ticker; `place` is the camera's name."""
+    """One line of the alarm ticker; `place` is the camera's name, `area` the code of the scope's
+    child the camera lies in (None at a building, or for a nearby camera of another grid)."""
 
     id: str
     type: str
@@ -62,6 +70,7 @@ class AlarmItem:
     place: str
     #: The case the alarm was turned into, if any.
     case_id: str | None = None
+    area: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,10 @@ class WallFigures:
     workers: list[WorkerPoint] = field(default_factory=list)
     cameras: list[CameraPoint] = field(default_factory=list)
     alarm_points: list[AlarmPoint] = field(default_factory=list)
+    #: Above `ALARM_POINT_LEVELS`: open alarms per child by code, (all, high-severity ones).
+    area_alarms: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: The colour scale of the map's areas (absolute for their level; None: no areas).
+    scale: LoadScale | None = None
 
     @property
     def worker_total(self) -> int:
@@ -212,33 +225,77 @@ def channels(*, session: Session, node: Node, since: datetime) -> list[tuple[str
     return known + sorted(found.items())  # a channel the model does not know yet still counts
 
 
+def _child_column(table: Any, node: Node) -> Any:
+    """The ancestor-id column of `table` at the level of `node`'s children (None at a building)."""
+    child = node.level.child
+    return getattr(table, f"{child.value}_id") if child is not None else None
+
+
+def _codes(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    query = select(NodeRow.id, NodeRow.code).where(NodeRow.id.in_(wanted))
+    return {int(r.id): str(r.code) for r in session.execute(query)}
+
+
 def latest_cases(*, session: Session, node: Node, limit: int = FEED_LENGTH) -> list[CaseItem]:
+    """The scope's newest cases, each with the child of the scope it lies in."""
+    rows = store.latest_cases(session=session, node=node, limit=limit)
+    child = node.level.child
+    areas = [getattr(c, f"{child.value}_id") if child else None for c in rows]
+    codes = _codes(session, areas)
     return [
-        CaseItem(c.id, c.title, c.category, c.status, c.reported_at)
-        for c in store.latest_cases(session=session, node=node, limit=limit)
+        CaseItem(c.id, c.title, c.category, c.status, c.reported_at, codes.get(area or 0))
+        for c, area in zip(rows, areas, strict=True)
     ]
 
 
 def latest_alarms(
-    *, session: Session, node: Node, limit: int = ALARM_LENGTH, cameras: list[int] | None = None
+    *,
+    session: Session,
+    node: Node,
+    limit: int = ALARM_LENGTH,
+    cameras: list[int] | None = None,
+    now: datetime | None = None,
 ) -> list[AlarmItem]:
     """The alarms of `node` (of `cameras` when given) for the ticker: those still waiting for
-    action (active or acknowledged), newest first, then the most recently closed ones to fill
-    `limit`."""
+    action (active or acknowledged), the most severe first and newest first within a severity,
+    then those closed in the last `RECENTLY_CLOSED` before `now` (any, without `now`), most
+    recently closed first, to fill `limit`. A closed alarm leaves the ticker a few minutes on."""
     a = AlarmRow
-    query = (
-        select(a.id, a.type, a.severity, a.status, a.started_at, CameraRow.name, a.case_id)
-        .join(CameraRow, CameraRow.id == a.camera_id)
-        .order_by(a.started_at.desc(), a.id.desc())
+    child = _child_column(a, node)
+    area = child.label("area") if child is not None else literal(None).label("area")
+    query = select(
+        a.id, a.type, a.severity, a.status, a.started_at, CameraRow.name, a.case_id, area
+    ).join(CameraRow, CameraRow.id == a.camera_id)
+    closed: ColumnElement[bool] = a.status.not_in(_OPEN_ALARM)
+    if now is not None:
+        closed = closed & (a.ended_at >= now - RECENTLY_CLOSED)
+    pages = (
+        query.where(a.status.in_(_OPEN_ALARM)).order_by(
+            a.severity.desc(), a.started_at.desc(), a.id.desc()
+        ),
+        query.where(closed).order_by(a.ended_at.desc(), a.id.desc()),
     )
     items: list[AlarmItem] = []
-    for where in (a.status.in_(_OPEN_ALARM), a.status.not_in(_OPEN_ALARM)):
-        page = query.where(where).limit(limit - len(items))
+    for page in pages:
+        page = page.limit(limit - len(items))
         if cameras is not None:
             page = page.where(a.camera_id.in_(cameras))
-        rows = session.execute(page if cameras is not None else _scoped(page, a, node))
+        rows = session.execute(page if cameras is not None else _scoped(page, a, node)).all()
+        codes = _codes(session, (r.area for r in rows))
         items += [
-            AlarmItem(r.id, r.type, int(r.severity), r.status, r.started_at, r.name, r.case_id)
+            AlarmItem(
+                r.id,
+                r.type,
+                int(r.severity),
+                r.status,
+                r.started_at,
+                r.name,
+                r.case_id,
+                codes.get(r.area or 0),
+            )
             for r in rows
         ]
         if len(items) >= limit:
@@ -307,12 +364,18 @@ def load_wall(
         trend=trend(session=session, node=node, now=now),
         channels=channels(session=session, node=node, since=today),
         cases=latest_cases(session=session, node=node),
-        alarms=latest_alarms(session=session, node=node, cameras=nearby),
+        alarms=latest_alarms(session=session, node=node, cameras=nearby, now=now),
         areas=kids,
         outline=outline,
         workers=scope_workers(session=session, node=node, now=now),
         cameras=cameras,
-        alarm_points=active_alarms(session=session, node=node, cameras=nearby),
+        alarm_points=active_alarms(session=session, node=node, cameras=nearby)
+        if node.level in ALARM_POINT_LEVELS
+        else [],
+        area_alarms={}
+        if node.level in ALARM_POINT_LEVELS
+        else alarms_per_child(session=session, node=node),
+        scale=level_scale(session=session, level=node.level.child),
     )
 
 

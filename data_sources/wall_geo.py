@@ -13,6 +13,7 @@ from typing import Any
 
 import shapely
 from shapely.geometry import mapping, shape
+from shapely.ops import polylabel
 
 from data_sources.model import Node
 
@@ -29,6 +30,9 @@ class Area:
     node: Node
     geometry: dict[str, Any]
     bounds: tuple[float, float, float, float]
+    #: Where the label goes, (lon, lat): the point of the largest part farthest from its edges
+    #: (a label there has the most room); None: the node's stored surface point.
+    anchor: tuple[float, float] | None = None
 
 
 def _rounded(coords: Any, digits: int) -> Any:
@@ -66,9 +70,29 @@ def areas_of(nodes: list[tuple[Node, str]]) -> list[Area]:
             node,
             _simplified(geom, tolerance),
             tuple(float(b) for b in geom.bounds),  # type: ignore[arg-type]
+            label_anchor(geom, tolerance),
         )
         for (node, _), geom in zip(nodes, shapes, strict=True)
     ]
+
+
+def label_anchor(geometry: Any, tolerance: float) -> tuple[float, float] | None:
+    """The pole of inaccessibility of `geometry`'s largest polygon (within `tolerance` degrees),
+    rounded to `DIGITS`; None for an empty or non-areal geometry."""
+    parts = [g for g in getattr(geometry, "geoms", [geometry]) if g.geom_type == "Polygon"]
+    if not parts:
+        return None
+    largest = max(parts, key=lambda g: g.area)
+    if largest.is_empty or largest.area == 0:
+        return None
+    point = polylabel(largest, tolerance=max(tolerance, 1e-7))
+    # The centroid reads better (a long area's label in its middle, not at one end) wherever it
+    # has nearly as much room around it.
+    centroid = largest.centroid
+    room = largest.boundary.distance(point)
+    if largest.contains(centroid) and largest.boundary.distance(centroid) >= 0.8 * room:
+        point = centroid
+    return round(point.x, DIGITS), round(point.y, DIGITS)
 
 
 def bounds_of(areas: list[Area]) -> tuple[float, float, float, float] | None:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from data_sources.directory import EARTH_RADIUS_M
 from data_sources.model import AlarmStatus, Level, Node, WorkerRole
-from data_sources.schema import AlarmRow, CameraRow, PositionRow, WorkerRow
+from data_sources.schema import AlarmRow, CameraRow, NodeRow, PositionRow, WorkerRow
 
 #: A grid worker whose phone sent a fix this recently is on duty (在岗).
 ON_DUTY = timedelta(minutes=30)
@@ -27,6 +27,8 @@ CAMERA_LEVELS = frozenset({Level.COMMUNITY, Level.GRID, Level.BUILDING})
 WORKER_LEVELS = frozenset({Level.STREET, Level.COMMUNITY, Level.GRID, Level.BUILDING})
 #: A camera this close to a building watches it (metres).
 NEARBY_M = 300.0
+#: Levels whose map shows single alarm markers (above: a count per child area on its label).
+ALARM_POINT_LEVELS = frozenset({Level.STREET, Level.COMMUNITY, Level.GRID, Level.BUILDING})
 #: Active alarms drawn at most (the most severe, then the newest).
 ALARM_POINTS = 500
 #: Severity from which an alarm is high (red, faster pulse, flash when new).
@@ -188,3 +190,22 @@ def active_alarms(
         AlarmPoint(r.id, r.type, int(r.severity), r.status, r.started_at, r.name, r.lon, r.lat)
         for r in session.execute(query)
     ]
+
+
+def alarms_per_child(*, session: Session, node: Node) -> dict[str, tuple[int, int]]:
+    """Open (active or acknowledged) alarms of each child of `node` with any, by the child's code:
+    (all, high-severity ones). One GROUP BY over the children's ancestor column."""
+    child = node.level.child
+    if child is None:
+        return {}
+    a = AlarmRow
+    column: Any = getattr(a, f"{child.value}_id")
+    high = func.sum(case((a.severity >= HIGH_SEVERITY, 1), else_=0))
+    query = (
+        select(NodeRow.code, func.count(), high)
+        .join(NodeRow, NodeRow.id == column)
+        .where(a.status.in_(_OPEN_ALARM))
+        .group_by(NodeRow.code)
+    )
+    rows = session.execute(_scoped(query, _where(a, node.level, node.id)))
+    return {str(r[0]): (int(r[1]), int(r[2] or 0)) for r in rows}

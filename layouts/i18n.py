@@ -20,6 +20,12 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
         "or `gridcc demo`.",
     ),
     "error_title": ("数据暂不可用", "Data temporarily unavailable"),
+    "no_such_area_title": ("没有这个区域", "No such area"),
+    "no_such_area_body": (
+        "编码 {code} 不是本辖区的区域。",
+        "There is no area with the code {code} in this jurisdiction.",
+    ),
+    "to_city": ("返回全市", "Back to the whole city"),
     "error_body": ("无法读取数据库，稍后自动重试。", "The database could not be read; retrying."),
     "children": ("下级{level}", "{level}s"),
     "no_children": ("这是最底层：楼栋。", "This is the lowest level: a building."),
@@ -123,12 +129,16 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
     "acknowledge": ("确认", "Ack"),
     "to_case": ("转案件", "To case"),
     "has_case": ("已立案", "Case opened"),
-    "ack_done": ("已确认告警 {alarm}", "Alarm {alarm} acknowledged"),
-    "ack_case_done": ("已确认告警并立案 {case}", "Alarm acknowledged, case {case} opened"),
-    "ack_unchanged": ("告警 {alarm} 已处理过，未重复立案", "Alarm {alarm} was already handled"),
+    "ack_done": ("已确认告警：{alarm}", "Acknowledged: {alarm}"),
+    "ack_case_done": ("已确认告警并立案：{alarm}", "Acknowledged, case opened: {alarm}"),
+    "ack_unchanged": ("告警已处理过，未重复立案：{alarm}", "Already handled: {alarm}"),
     "ack_not_found": ("告警 {alarm} 不存在", "Alarm {alarm} does not exist"),
     "ack_closed": ("告警 {alarm} 已解除，无法确认", "Alarm {alarm} is already resolved"),
     "ack_failed": ("操作失败，请重试", "The action failed; try again"),
+    "rank_board": ("红黑榜 · 按期结案率", "Best and worst · on-time closure"),
+    "rank_best": ("红榜", "Best"),
+    "rank_worst": ("黑榜", "Worst"),
+    "rank_unranked": ("{n}个无到期案件未排名", "{n} unranked (nothing due)"),
 }
 
 

@@ -110,6 +110,10 @@ def breadcrumb(
 
 
 def kpi_tile(name: str, label: str, value: str, unit: str = "", tone: str = "") -> Component:
+    """One tile; a value of "—" (no data: a building's rates) carries no unit ("— %" reads as a
+    broken figure)."""
+    if value == "—":
+        unit = ""
     return html.Div(
         [
             html.Div(label, className="wall-kpi-label"),
@@ -130,7 +134,8 @@ def _rate(value: float | None) -> str:
 
 
 def kpi_tiles(figures: WallFigures, on_duty: int, alarms: int, lang: Lang) -> Component:
-    """The 2×4 KPI tiles; `data-scope` tells assets/live.js which scope they belong to, and
+    """The 2×4 KPI tiles; `data-scope` and `data-lang` tell assets/live.js which scope they belong
+    to (and in which language its refresh is drawn), and
     `data-children` (codes, comma-separated, in code order) tells the carousel where to go."""
     scope = figures.overview.scope
     k = scope.kpis
@@ -155,7 +160,11 @@ def kpi_tiles(figures: WallFigures, on_duty: int, alarms: int, lang: Lang) -> Co
         ),
     ]
     children = sorted(c.node.code for c in figures.overview.children)
-    data: dict[str, Any] = {"data-scope": scope.node.code, "data-children": ",".join(children)}
+    data: dict[str, Any] = {
+        "data-scope": scope.node.code,
+        "data-lang": lang,
+        "data-children": ",".join(children),
+    }
     return html.Div(tiles, className="wall-kpi-grid", **data)
 
 
@@ -163,6 +172,9 @@ def _warn(value: int, tone: str) -> str:
     return tone if value > 0 else ""
 
 
-def notice(title_text: str, body: str) -> Component:
-    """Shown over the canvas when there is nothing to show: never a blank wall."""
-    return html.Div([html.H2(title_text), html.P(body)], className="wall-notice-box")
+def notice(title_text: str, body: str, way: Component | None = None) -> Component:
+    """Shown over the canvas when there is nothing to show: never a blank wall; `way` out."""
+    parts = [html.H2(title_text), html.P(body)]
+    if way is not None:
+        parts.append(html.P(way))
+    return html.Div(parts, className="wall-notice-box")

@@ -1,29 +1,30 @@
-"""The wall's map: the scope's children as polygons coloured by load, with labels; vector only.
+"""The wall's map: the scope's children as polygons coloured by load on their level's absolute
+scale, with labels (and a count of open alarms per area above the street level); vector only.
 
 Styles and labels are drawn by functions of assets/wall_map.js (`gridccWall.*`), referenced by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dash_leaflet as dl
 from dash import html
 from dash.development.base_component import Component
 
+from data_sources.level_scale import LoadScale
 from data_sources.wall_geo import Area, bounds_of
 from data_sources.wall_layers import HIGH_SEVERITY, AlarmPoint, CameraPoint, WorkerPoint
 from layouts import ids
 from layouts.i18n import Lang, number, t
 
 EMPTY: dict[str, Any] = {"type": "FeatureCollection", "features": []}
-#: One hue from calm to loaded: cyan → amber → red (never a rainbow).
-STOPS: tuple[tuple[float, tuple[int, int, int]], ...] = (
-    (0.0, (34, 211, 238)),
-    (0.5, (245, 158, 11)),
-    (1.0, (239, 68, 68)),
-)
+#: One hue from calm to loaded: cyan → amber → red (never a rainbow), at a `LoadScale`'s stops.
+COLOURS: tuple[tuple[int, int, int], ...] = ((34, 211, 238), (245, 158, 11), (239, 68, 68))
+#: The map's margin around the scope (px): small, so the scope fills its panel on every screen.
+MARGIN = 12
 #: Where Kunming is, before the first scope is shown.
 START = (25.04, 102.71)
 
@@ -74,28 +75,37 @@ def map_view(tile_url: str | None) -> Component:
     return view
 
 
-def load_colour(value: float, low: float, high: float) -> str:
-    """The colour of a load `value` on a scale from `low` (cyan) to `high` (red), as "#rrggbb".
+def _hex(rgb: Iterable[int]) -> str:
+    return "#" + "".join(f"{v:02x}" for v in rgb)
 
-    The scale spans the siblings' own range, so the differences between them show.
-    """
-    share = 0.0 if high <= low else min(max((value - low) / (high - low), 0.0), 1.0)
-    for (x0, c0), (x1, c1) in zip(STOPS, STOPS[1:], strict=False):
-        if share <= x1:
-            f = (share - x0) / (x1 - x0)
-            rgb = (round(a + (b - a) * f) for a, b in zip(c0, c1, strict=True))
-            return "#" + "".join(f"{v:02x}" for v in rgb)
-    raise AssertionError("unreachable: share is within [0, 1]")
+
+def load_colour(value: float, stops: Sequence[float]) -> str:
+    """The colour of `value` open cases on a level's scale, as "#rrggbb": cyan at `stops[0]`,
+    amber at `stops[1]`, red from `stops[2]` on (a `LoadScale`'s thresholds)."""
+    points = list(zip(stops, COLOURS, strict=True))
+    for (x0, c0), (x1, c1) in zip(points, points[1:], strict=False):
+        if value <= x1:
+            f = 0.0 if x1 <= x0 else min(max((value - x0) / (x1 - x0), 0.0), 1.0)
+            return _hex(round(a + (b - a) * f) for a, b in zip(c0, c1, strict=True))
+    return _hex(COLOURS[-1])
+
+
+def scale_config(scale: LoadScale, *, points: bool) -> str:
+    """What assets/wall_map.js recolours by and draws, as JSON: the scale's thresholds with their
+    colours, and whether single alarm markers belong on this map (else a count per area)."""
+    stops = [[v, _hex(c)] for v, c in zip(scale.stops, COLOURS, strict=True)]
+    return json.dumps({"stops": stops, "points": points}, separators=(",", ":"))
 
 
 def _feature(geometry: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
     return {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
-def areas_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[str, Any]:
-    """The children as GeoJSON, each with its code, name, open cases and fill colour."""
-    values = [load.get(a.node.code, 0) for a in areas]
-    low, high = min(values, default=0), max(values, default=0)
+def areas_data(
+    areas: list[Area], load: Mapping[str, int], lang: Lang, scale: LoadScale | None
+) -> dict[str, Any]:
+    """The children as GeoJSON, each with its code, name, open cases and fill colour on `scale`."""
+    stops = scale.stops if scale is not None else (0, 1, 2)
     return {
         "type": "FeatureCollection",
         "features": [
@@ -105,7 +115,7 @@ def areas_data(areas: list[Area], load: Mapping[str, int], lang: Lang) -> dict[s
                     "code": a.node.code,
                     "name": a.node.name(lang),
                     "open": load.get(a.node.code, 0),
-                    "color": load_colour(load.get(a.node.code, 0), low, high),
+                    "color": load_colour(load.get(a.node.code, 0), stops),
                 },
             )
             for a in areas
@@ -118,15 +128,18 @@ def labels_data(
     load: Mapping[str, int],
     lang: Lang,
     cameras: Mapping[str, int] | None = None,
+    alarms: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
-    """A label point per child at its stored surface point (always inside its polygon), with the
-    child's camera count when `cameras` is given (the map's cameras, aggregated per child)."""
+    """A label point per child at its anchor (inside its polygon, where it has the most room),
+    with the child's camera count when `cameras` is given (the map's cameras, aggregated per
+    child) and its open alarms when `alarms` is given ((all, high-severity) per child: the map
+    counts alarms per area instead of drawing each)."""
     counts = cameras or {}
     return {
         "type": "FeatureCollection",
         "features": [
             _feature(
-                {"type": "Point", "coordinates": [a.node.lon, a.node.lat]},
+                {"type": "Point", "coordinates": list(a.anchor or (a.node.lon, a.node.lat))},
                 {
                     "code": a.node.code,
                     "name": a.node.name(lang),
@@ -134,7 +147,15 @@ def labels_data(
                     "cameras": t("camera_count", lang, n=number(counts[a.node.code]))
                     if counts.get(a.node.code)
                     else "",
-                },
+                }
+                | (
+                    {}
+                    if alarms is None
+                    else {
+                        "alarms": alarms.get(a.node.code, (0, 0))[0],
+                        "high": alarms.get(a.node.code, (0, 0))[1] > 0,
+                    }
+                ),
             )
             for a in areas
         ],
@@ -151,7 +172,8 @@ def viewport(
     areas: list[Area], outline: Area | None, points: Iterable[tuple[float, float]] = ()
 ) -> dict[str, Any] | None:
     """Fit the map to the scope (or its children when it has no outline) and any (lon, lat)
-    `points` it must show (a building's nearby cameras), without animation."""
+    `points` it must show, with a small margin, without animation (assets/wall_map.js fits the
+    same bounds again whenever the map's panel changes size)."""
     bounds = bounds_of([outline] if outline is not None else areas)
     if bounds is None:
         return None
@@ -161,24 +183,24 @@ def viewport(
     return {
         "bounds": [[south, west], [north, east]],
         "transition": "fitBounds",
-        "options": {"padding": [36, 36], "animate": False},
+        "options": {"padding": [MARGIN, MARGIN], "animate": False},
     }
 
 
-def legend(values: Iterable[int], lang: Lang) -> list[Component]:
-    """The colour scale on the map: the least … the most loaded child's open cases."""
-    loads = list(values)
-    if not loads:
+def legend(scale: LoadScale | None, lang: Lang, *, points: bool = True) -> list[Component]:
+    """The colour scale on the map: the level's thresholds (the same for every scope of the
+    level), carrying them as JSON for the live recolour (`data-scale`)."""
+    if scale is None:
         return []  # a building: no children to colour
+    low, mid, high = scale.stops
+    config: dict[str, Any] = {"data-scale": scale_config(scale, points=points)}
     return [
         html.Span(t("load_legend", lang), className="wall-legend-label"),
-        html.Span(
-            number(min(loads, default=0)), id=ids.Wall.LEGEND_LOW, className="wall-legend-value"
-        ),
-        html.Span(className="wall-legend-bar"),
-        html.Span(
-            number(max(loads, default=0)), id=ids.Wall.LEGEND_HIGH, className="wall-legend-value"
-        ),
+        html.Span(number(low), id=ids.Wall.LEGEND_LOW, className="wall-legend-value"),
+        html.Span(className="wall-legend-bar wall-legend-bar-low", **config),
+        html.Span(number(mid), className="wall-legend-value"),
+        html.Span(className="wall-legend-bar wall-legend-bar-high"),
+        html.Span(f"{number(high)}+", id=ids.Wall.LEGEND_HIGH, className="wall-legend-value"),
     ]
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from callbacks.wall import parse_rotate, parse_wall_search
 from data_sources import store
+from data_sources.level_scale import scale_of
 from data_sources.model import AlarmStatus, Level, Node
 from data_sources.schema import AlarmRow, CaseRow, NodeRow
 from data_sources.seed.city import SeedReport
@@ -37,7 +38,7 @@ from data_sources.wall_geo import areas_of, bounds_of, simplify_geometry, vertex
 from layouts.pages import page_of
 from layouts.wall import href
 from layouts.wall_charts import channels_figure, trend_figure, trend_panel
-from layouts.wall_map import load_colour, viewport
+from layouts.wall_map import MARGIN, load_colour, viewport
 from layouts.wall_panels import alarm_panel
 
 from .conftest import AS_OF, TZ
@@ -49,14 +50,15 @@ PANLONG = "530103"
 # ---------------------------------------------------------------- pure functions
 
 
-def test_load_colour_runs_from_cyan_through_amber_to_red() -> None:
-    assert load_colour(0, 0, 10) == "#22d3ee"
-    assert load_colour(5, 0, 10) == "#f59e0b"
-    assert load_colour(10, 0, 10) == "#ef4444"
-    assert load_colour(12, 2, 12) == "#ef4444"
-    assert load_colour(99, 0, 10) == "#ef4444"  # clamped
-    assert load_colour(-1, 0, 10) == "#22d3ee"
-    assert load_colour(7, 7, 7) == "#22d3ee"  # siblings all alike: calm, not alarming
+def test_load_colour_runs_from_cyan_through_amber_to_red_on_the_levels_thresholds() -> None:
+    stops = (0, 5, 10)
+    assert load_colour(0, stops) == "#22d3ee"
+    assert load_colour(5, stops) == "#f59e0b"
+    assert load_colour(10, stops) == "#ef4444"
+    assert load_colour(99, stops) == "#ef4444"  # clamped
+    assert load_colour(-1, stops) == "#22d3ee"
+    # Absolute, not relative to siblings: one open case among empty siblings is not red.
+    assert load_colour(1, scale_of(Level.COMMUNITY, [0] * 50 + [1]).stops) != "#ef4444"
 
 
 def _circle(n: int, radius: float = 0.01) -> dict[str, object]:
@@ -97,7 +99,7 @@ def test_areas_are_simplified_for_their_common_extent() -> None:
     assert viewport(areas, None) == {
         "bounds": [[south, west], [north, east]],
         "transition": "fitBounds",
-        "options": {"padding": [36, 36], "animate": False},
+        "options": {"padding": [MARGIN, MARGIN], "animate": False},
     }
     assert areas_of([]) == [] and bounds_of([]) is None and viewport([], None) is None
 
@@ -208,6 +210,13 @@ def test_latest_alarms_put_open_ones_first(seeded: tuple[Engine, SeedReport]) ->
         flags = [item.status in open_ for item in items]
         assert flags == sorted(flags, reverse=True) and sum(flags) == min(n_open, 8)
         assert all(item.place for item in items)  # the camera's name
+        # What needs action first: the most severe, then the newest.
+        waiting = [(-item.severity, item.at) for item in items if item.status in open_]
+        assert [s for s, _ in waiting] == sorted(s for s, _ in waiting)
+        # Closed ones leave a few minutes after they ended (here: all ended long before).
+        later = latest_alarms(session=session, node=node, limit=8, now=AS_OF + timedelta(days=9))
+        assert [item.status in open_ for item in later] == [True] * len(later)
+        assert len(later) == min(n_open, 8)
 
 
 def test_map_areas_are_the_children_with_valid_simplified_outlines(
@@ -394,7 +403,7 @@ def test_the_ticker_offers_actions_only_where_the_instance_allows_them() -> None
     assets/wall_lists.js draws no 确认 / 转案件 buttons."""
 
     def labels(actions: bool) -> dict[str, object]:
-        (_, body) = alarm_panel([], "zh", TZ, actions=actions)
+        (_, body) = alarm_panel([], "530103", {}, "zh", TZ, actions=actions)
         return json.loads(body.to_plotly_json()["props"]["data-labels"])
 
     assert labels(True)["actions"] == {

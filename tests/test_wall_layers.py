@@ -14,7 +14,7 @@ from data_sources.directory import load_directory
 from data_sources.model import AlarmStatus, Level, Node
 from data_sources.schema import AlarmRow, CameraRow, CaseRow, PositionRow, WorkerRow
 from data_sources.seed.city import SeedReport
-from data_sources.wall import latest_alarms, load_wall, on_duty
+from data_sources.wall import ALARM_LENGTH, latest_alarms, load_wall, on_duty
 from data_sources.wall_geo import Area
 from data_sources.wall_layers import (
     NEARBY_M,
@@ -145,7 +145,7 @@ def test_a_buildings_ticker_holds_its_nearby_cameras_alarms(
         total = session.scalar(
             select(func.count()).select_from(AlarmRow).where(AlarmRow.camera_id.in_(cameras))
         )
-        assert len(items) == min(8, total or 0) > 0
+        assert len(items) == min(ALARM_LENGTH, total or 0) > 0
         names = set(session.scalars(select(CameraRow.name).where(CameraRow.id.in_(cameras))).all())
         assert {i.place for i in items} <= names
 

@@ -193,18 +193,23 @@ def test_the_map_follows_workers_cases_and_alarms_live(
     post_fix(server, "wall-gps-1", worker, building.lon, building.lat)
     expect(page.locator(".wall-worker-on")).to_have_count(1, timeout=3_000)
     expect(page.locator(f"#{ids.wall_kpi('on_duty')}")).to_have_text("1")
-    # The marker stands on the building's stored point, which its label marks too.
+    # The marker stands on the building's stored point, inside its area.
     marker = page.locator(".wall-worker-on").bounding_box()
-    label = page.locator(f".wall-label-{quiet}").bounding_box()
-    assert marker is not None and label is not None
-    assert abs(marker["x"] + marker["width"] / 2 - label["x"]) < 2
-    assert abs(marker["y"] + marker["height"] / 2 - label["y"]) < 2
+    area = page.locator(f".wall-area-{quiet}").bounding_box()
+    assert marker is not None and area is not None
+    x, y = marker["x"] + marker["width"] / 2, marker["y"] + marker["height"] / 2
+    assert area["x"] <= x <= area["x"] + area["width"]
+    assert area["y"] <= y <= area["y"] + area["height"]
 
     post_case(server, "wall-map-live-1", quiet, "源丰社区1-1号楼 楼道堆物")
     value = page.locator(f".wall-label-{quiet} .wall-label-value")
     expect(value).to_have_text("1", timeout=3_000)
+    # Recoloured on the level's absolute scale: one open case is not red (issue 8, item 3).
     fill = f"document.querySelector('.wall-area-{quiet}').style.fill"
-    page.wait_for_function(f"{fill} === 'rgb(239, 68, 68)'", timeout=3_000)  # the top: red
+    one = page.evaluate("gridccWallMap.colour(1)")
+    assert one != "#ef4444"
+    rgb = "rgb(" + ", ".join(str(int(one[i : i + 2], 16)) for i in (1, 3, 5)) + ")"
+    page.wait_for_function(f"{fill} === '{rgb}'", timeout=3_000)
 
     dots, red = page.locator(".wall-alarm-dot"), page.locator(".wall-alarm-high")
     dots_before, red_before = dots.count(), red.count()
@@ -224,7 +229,10 @@ def test_the_map_follows_workers_cases_and_alarms_live(
     assert pulse == "wall-pulse"
     newest = page.locator(f"#{ids.Wall.ALARM_LIST} .wall-alarm-item").first
     expect(newest).to_contain_text("烟火")
-    expect(newest.locator(".wall-alarm-place")).to_have_text(str(camera_name))  # live, too
+    # Where, live too: the building (the grid's child) and the camera within it, by the name
+    # left of the camera's once the building is named ("源丰社区1-1号楼摄像机3": "1-1号楼 · 摄像机3").
+    building, _, rest = str(camera_name).removeprefix("源丰社区").partition("号楼")
+    expect(newest.locator(".wall-alarm-place")).to_have_text(f"{building}号楼 · {rest}")
     page.screenshot(path=str(artifacts / "wall-grid-live.png"))
     assert callbacks == []  # every change above was applied in the browser
     assert watch.errors == []
@@ -320,14 +328,17 @@ def test_a_resolved_alarm_leaves_the_map(
     page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
     page.goto(f"{server}/wall?scope={PANLONG}", wait_until="load")
     expect(page.locator(f"#{ids.Wall.LIVE}")).to_contain_text("实时", timeout=15_000)
-    dots = page.locator(".wall-alarm-dot")
-    expect(dots).not_to_have_count(0, timeout=15_000)
-    before = dots.count()
+    # A district's map counts alarms per street (no single markers): the street's count drops.
+    expect(page.locator(".wall-alarm-dot")).to_have_count(0)
+    badge = page.locator(f".wall-label-{building[:9]} .wall-label-alarms")
+    expect(badge).to_have_count(1, timeout=15_000)
+    before = int(badge.get_attribute("data-n") or "0")
+    assert before > 0
     resolved = {"alarm_id": alarm, "actor": "值班员"}
     now = datetime.now(UTC).isoformat()
     event = {"id": "wall-resolve-1", "kind": "alarm.resolved", "ts": now, "node": building}
     post_event(server, event | {"payload": resolved})
-    expect(dots).to_have_count(before - 1, timeout=3_000)
+    expect(badge).to_have_attribute("data-n", str(before - 1), timeout=3_000)
 
 
 def test_an_alarm_is_acknowledged_and_turned_into_a_case_from_the_wall(
@@ -365,7 +376,10 @@ def test_an_alarm_is_acknowledged_and_turned_into_a_case_from_the_wall(
     expect(feed.locator(".wall-feed-item").first).to_contain_text(
         f"视频告警·烟火：{camera.name}", timeout=5_000
     )
-    expect(page.locator(f"#{ids.Wall.ACTION_RESULT}")).to_contain_text("已确认告警并立案")
+    # The toast names the alarm as the officer sees it, not by its id.
+    toast = page.locator(f"#{ids.Wall.ACTION_RESULT}")
+    expect(toast).to_contain_text(f"已确认告警并立案：烟火 · {camera.name}")
+    expect(toast).not_to_contain_text("wall-fire-2")
     page.screenshot(path=str(artifacts / "wall-alarm-to-case.png"))
 
     # An alarm acknowledged before (from the server's list, no live change to come) as well.
