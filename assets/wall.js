@@ -42,17 +42,21 @@
       if (aspect) root.setAttribute("data-wall-aspect", aspect);
       else root.removeAttribute("data-wall-aspect");
     }
-    root.style.setProperty("--wall-w", w + "px");
     var sx = vw / w;
     var sy = vh / H;
     if (mode === "letterbox") sx = sy = Math.min(sx, sy);
     else if (mode === "width") sy = sx;
     else if (mode === "height") sx = sy;
-    root.style.setProperty("--wall-sx", String(sx));
-    root.style.setProperty("--wall-sy", String(sy));
-    root.style.setProperty("--wall-x", (vw - w * sx) / 2 + "px");
-    root.style.setProperty("--wall-y", (vh - H * sy) / 2 + "px");
+    var scale = [w + "px", String(sx), String(sy), (vw - w * sx) / 2 + "px", (vh - H * sy) / 2 + "px"];
+    // Checked every second (a resize event can be missed), written only when it changed: a new
+    // inline style on <html> makes the browser recompute the style of the whole page.
+    if (scale.join() === fitted) return;
+    fitted = scale.join();
+    ["--wall-w", "--wall-sx", "--wall-sy", "--wall-x", "--wall-y"].forEach(function (name, i) {
+      root.style.setProperty(name, scale[i]);
+    });
   }
+  var fitted = null;
 
   // ------------------------------------------------------------------ clock
   var WEEKDAYS = {
@@ -75,9 +79,8 @@
     var lang = param("lang") === "en" ? "en" : "zh";
     clock.textContent = parts.hour + ":" + parts.minute + ":" + parts.second;
     var date = document.getElementById("wall-date");
-    if (date) {
-      date.textContent = parts.year + "-" + parts.month + "-" + parts.day + " " + WEEKDAYS[lang][day];
-    }
+    var today = parts.year + "-" + parts.month + "-" + parts.day + " " + WEEKDAYS[lang][day];
+    if (date && date.textContent !== today) date.textContent = today; // no repaint for the same
   }
 
   // ------------------------------------------------------------------ idle cursor
@@ -119,10 +122,9 @@
 
   // ------------------------------------------------------------------ 24 h trend
   // The last bar is the current hour: it grows by the scope's case total (every status counted)
-  // and the line by its closed count, from each live message. When the hour is over (and every few
-  // minutes anyway) the server reloads both charts from SQL (a key set on ids.Wall.TREND_TICK).
+  // and the line by its closed count, from each live message, until the hour is over; the server's
+  // periodic refresh of the scope draws both charts again from SQL (the new hour's bar with it).
   var trendLast = null; // {node, total, closed} of the last message
-  var trendAsked = null;
 
   function trendBody() {
     return document.getElementById("wall-trend-body");
@@ -132,7 +134,7 @@
     var gd = document.querySelector("#wall-trend-graph .js-plotly-plot");
     if (!gd || !gd.data || gd.data.length < 2) return;
     var body = trendBody();
-    if (body && Date.now() >= Number(body.getAttribute("data-hour-end"))) return; // a new hour: reload
+    if (body && Date.now() >= Number(body.getAttribute("data-hour-end"))) return; // the refresh's
     var last = gd.data[0].y.length - 1;
     var operations = [];
     // "Add", not an Assign of what the figure shows: two messages before Plotly redraws would
@@ -164,9 +166,9 @@
     trendLast = { node: msg.node, total: total, closed: closed };
   }
 
-  // The hourly bars grow every few seconds, not on each of up to ten messages a second: each
-  // growth is a Plotly redraw (CPU, and text measurements Plotly keeps), for no visible gain.
-  var TREND_EVERY_MS = 5000;
+  // The hourly bars grow every 15 s, not on each of up to ten messages a second: each growth is a
+  // Plotly redraw (CPU on a wall PC, and text measurements Plotly keeps), for no visible gain.
+  var TREND_EVERY_MS = 15000;
   var trendPending = { reported: 0, closed: 0 };
   setInterval(function () {
     growChannels();
@@ -205,11 +207,8 @@
     var byChannel = {};
     if (!rows.length) return; // not drawn (yet): the next render has them from SQL
     rows.forEach(function (row) { byChannel[row.getAttribute("data-channel")] = row; });
-    if (channels.some(function (channel) { return !byChannel[channel]; })) {
-      // A channel the key does not show: both charts again from SQL, with it.
-      window.gridccLive.setStore("wall-trend-tick", "channel:" + Date.now());
-      return;
-    }
+    // A channel the key does not show: the server's next refresh draws the chart with it.
+    if (channels.some(function (channel) { return !byChannel[channel]; })) return;
     channels.forEach(function (channel) {
       var row = byChannel[channel];
       row.setAttribute("data-n", String(figureOf(row.getAttribute("data-n")) + pending[channel]));
@@ -239,24 +238,6 @@
     });
   }
 
-  function checkHour() {
-    var body = trendBody();
-    // Not while the stream is down: the server is likely gone too, and a failed callback is an
-    // error in the console for nothing. The refresh is still due when the stream is back.
-    if (!body || root.getAttribute("data-wall-state") === "offline") return;
-    var due = body.getAttribute("data-refresh-at"); // the hour's end or earlier
-    var now = Date.now();
-    // Ask once per due time, and again each minute while it stays due: a refresh that failed
-    // (server restarting, SQL error) must not leave the trend stuck in an old day.
-    if (now >= Number(due) && (trendAsked === null || trendAsked.due !== due || now - trendAsked.at > 60000)) {
-      trendAsked = { due: due, at: now };
-      window.gridccLive.setStore("wall-trend-tick", due + ":" + now);
-    }
-  }
-  setInterval(function () {
-    if (isWall()) checkHour();
-  }, 5000);
-
   var liveScope = null;
   var resyncs = 0;
 
@@ -275,6 +256,51 @@
     if (window.gridccWallLists) window.gridccWallLists.items(msg);
   }
 
+  // ------------------------------------------------------------------ painting live changes
+  // Messages come up to ten times a second; the wall paints what they changed at most twice a
+  // second, in an animation frame (0.5 s behind at most, within the ≤ 1 s a wall may lag): each
+  // paint is style, layout and a composited frame, in software on many wall PCs, and figures
+  // flickering ten times a second cannot be read from 5 m anyway. (The laptop overview applies
+  // each message at once: bench/bench_latency.py measures it.)
+  var PAINT_EVERY_MS = 500;
+  var queued = { items: [], figures: null };
+  var paintTimer = null;
+  var paintedAt = 0;
+
+  function schedulePaint() {
+    if (paintTimer !== null) return;
+    var wait = Math.max(0, paintedAt + PAINT_EVERY_MS - Date.now());
+    paintTimer = setTimeout(function () { window.requestAnimationFrame(paint); }, wait);
+  }
+
+  function paint() {
+    clearTimeout(paintTimer);
+    paintTimer = null;
+    paintedAt = Date.now();
+    var work = queued;
+    queued = { items: [], figures: null };
+    work.items.forEach(applyItems);
+    if (work.figures !== null) applyFigures(work.figures);
+  }
+
+  // Another stream, or a gap: what was waiting belongs to what the page no longer shows.
+  function dropQueued() {
+    queued = { items: [], figures: null };
+  }
+
+  function applyFigures(figures) {
+    var api = window.gridccLive;
+    api.setText("wall-kpi-open", api.fmt(figures.open));
+    api.setText("wall-kpi-active-alarms", api.fmt(figures.alarms));
+    Object.keys(figures.children).forEach(function (code) {
+      var child = figures.children[code];
+      api.setText("wall-rank-" + code + "-open", api.fmt(child.open));
+      api.setText("wall-rank-" + code + "-alarms", api.fmt(child.alarms));
+    });
+    if (window.gridccWallMap) window.gridccWallMap.apply(figures);
+    if (window.gridccWallLists) window.gridccWallLists.redraw();
+  }
+
   function register() {
     var api = window.gridccLive;
     if (!api) return false;
@@ -283,18 +309,15 @@
       badgeClass: "wall-live",
       stream: "wall",
       apply: function (figures) {
-        api.setText("wall-kpi-open", api.fmt(figures.open));
-        api.setText("wall-kpi-active-alarms", api.fmt(figures.alarms));
-        Object.keys(figures.children).forEach(function (code) {
-          var child = figures.children[code];
-          api.setText("wall-rank-" + code + "-open", api.fmt(child.open));
-          api.setText("wall-rank-" + code + "-alarms", api.fmt(child.alarms));
-        });
-        if (window.gridccWallMap) window.gridccWallMap.apply(figures);
-        if (window.gridccWallLists) window.gridccWallLists.redraw();
+        queued.figures = figures;
+        schedulePaint();
       },
-      items: applyItems,
+      items: function (msg) {
+        queued.items.push(msg);
+        schedulePaint();
+      },
       reset: function (url) {
+        dropQueued();
         if (url !== liveScope) {
           if (window.gridccWallLists) window.gridccWallLists.forget();
           if (window.gridccWallMap) window.gridccWallMap.reset(url);
@@ -306,6 +329,7 @@
       // cases moved on, the trend's growth) came in no delta. Start the lists and the trend from
       // the server's render again, and ask for one (the render callback listens to the store).
       resync: function (scope) {
+        queued.items = []; // its figures (the snapshot's) stay
         if (window.gridccWallLists) window.gridccWallLists.forget();
         forgetGrowth();
         if (window.gridccWallMap) window.gridccWallMap.forgetAlarms(scope);
@@ -316,6 +340,7 @@
       // same code as a fresh page, now). Growth counted before it is in its charts already, and
       // its lists are the truth again.
       refresh: function (msg) {
+        paint(); // what came before it first: the refresh is newer
         trendPending = { reported: 0, closed: 0 };
         channelPending = {};
         Object.keys(msg.regions).forEach(function (id) {

@@ -210,16 +210,27 @@
     live[kind] = live[kind].slice(0, LIST[kind]);
   }
 
+  var animatedAt = {};
+  var CALM_MS = 5000;
+
   function render(kind, id, build, onlyIfStale) {
     var el = document.getElementById(id);
+    if (el === null) return;
+    var initial = el.getAttribute("data-initial");
+    // Drawn already over this element and its data (a re-render brings a new element or data).
+    // Checked first: the page's observer asks on every change anywhere in the page.
+    if (onlyIfStale && rendered[id] === initial && renderedInto[id] === el) return;
     var data = listData(id);
     if (data === null) return;
-    var initial = el.getAttribute("data-initial");
     var items = ofScope(el.getAttribute("data-scope"))[kind];
-    // Drawn already over this element and its data (a re-render brings a new element or data).
-    if (onlyIfStale && rendered[id] === initial && renderedInto[id] === el) return;
     rendered[id] = initial;
     renderedInto[id] = el;
+    // New lines slide in (and a severe alarm flashes) on a calm list; on a busy one they just
+    // appear: motion every second draws the eye for nothing and costs a wall PC its CPU.
+    var now = Date.now();
+    var animate = now - (animatedAt[kind] || 0) > CALM_MS;
+    if (animate && items.some(function (it) { return it.fresh; })) animatedAt[kind] = now;
+    if (!animate) items.forEach(function (it) { it.fresh = false; });
     var seen = {};
     var all = [];
     items.concat(data.initial).forEach(function (it) {
@@ -275,9 +286,12 @@
 
   var pending = { cases: false, alarms: false };
   var frame = null;
+  var drawnAt = 0;
+  var DRAW_EVERY_MS = 1000;
 
   function drawPending() {
     frame = null;
+    drawnAt = Date.now();
     if (pending.cases) render("cases", "wall-feed-list", caseItem);
     if (pending.alarms) render("alarms", "wall-alarm-list", alarmItem);
     pending = { cases: false, alarms: false };
@@ -285,7 +299,9 @@
 
   window.gridccWallLists = {
     // New items of a message: merged over the lists and drawn.
-    // Drawn at most once per frame, however many messages came in it (no flicker, less work).
+    // Drawn at most once a second, in an animation frame, however many messages came meanwhile:
+    // lines sliding in ten times a second flicker and cannot be read from 5 m, and each drawing
+    // costs a wall PC layout and paint.
     items: function (msg) {
       ofScope(msg.node);
       if ((msg.feed || []).length) {
@@ -296,7 +312,10 @@
         merge("alarms", msg.alarm_feed.slice().reverse());
         pending.alarms = true;
       }
-      if ((pending.cases || pending.alarms) && frame === null) frame = window.requestAnimationFrame(drawPending);
+      if ((pending.cases || pending.alarms) && frame === null) {
+        var wait = Math.max(0, drawnAt + DRAW_EVERY_MS - Date.now());
+        frame = setTimeout(function () { window.requestAnimationFrame(drawPending); }, wait);
+      }
     },
     // A re-render (drill, language) brings the server's lists: put the live items back on top.
     redraw: renderLists,

@@ -34,84 +34,9 @@
     return config;
   }
 
-  // Label placement: the largest areas first, each label whole where it fits (inside the map and
-  // clear of the labels placed so far), else its figures alone, else none (an area too small or
-  // too crowded to hold one). No two shown labels ever overlap.
-  var declutterFrame = null;
+  // Labels are placed by assets/wall_map_view.js (which also fits the map to its scope).
   function scheduleDeclutter() {
-    if (declutterFrame === null) declutterFrame = window.requestAnimationFrame(declutter);
-  }
-  function box(label) {
-    return (label.firstElementChild || label).getBoundingClientRect();
-  }
-  function areaSize(code) {
-    var size = 0;
-    document.querySelectorAll(".wall-map .wall-area-" + code).forEach(function (path) {
-      var r = path.getBoundingClientRect();
-      size += r.width * r.height;
-    });
-    return size;
-  }
-  function fits(r, frame, placed) {
-    if (r.left < frame.left || r.right > frame.right || r.top < frame.top || r.bottom > frame.bottom) {
-      return false;
-    }
-    return !placed.some(function (p) {
-      return r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top;
-    });
-  }
-  function declutter() {
-    declutterFrame = null;
-    var frameEl = document.querySelector(".wall-map-frame");
-    if (!frameEl) return;
-    var frame = frameEl.getBoundingClientRect();
-    var labels = Array.prototype.slice.call(document.querySelectorAll(".wall-map .wall-label"));
-    labels.forEach(function (el) { el.classList.remove("wall-label-compact", "wall-label-hidden"); });
-    var placed = [];
-    labels
-      .map(function (el) {
-        var code = (el.className.match(/wall-label-(\d+)/) || [])[1];
-        return { el: el, size: code ? areaSize(code) : 0 };
-      })
-      .sort(function (a, b) { return b.size - a.size; })
-      .forEach(function (label) {
-        var r = box(label.el);
-        if (!fits(r, frame, placed)) {
-          label.el.classList.add("wall-label-compact");
-          r = box(label.el);
-          if (!fits(r, frame, placed)) {
-            label.el.classList.add("wall-label-hidden");
-            return;
-          }
-        }
-        placed.push(r);
-      });
-  }
-
-  // The map fits its scope (the server's `viewport`, applied by dash-leaflet's fitBounds) again
-  // whenever its panel changes size: a wall switched to the wide layout, a window resized.
-  function adopt(map) {
-    if (map.gridccAdopted) return;
-    map.gridccAdopted = true;
-    var fitBounds = map.fitBounds;
-    map.fitBounds = function (bounds, options) {
-      map.gridccFit = [bounds, options];
-      return fitBounds.call(map, bounds, options);
-    };
-    map.on("zoomend moveend viewreset resize", scheduleDeclutter);
-    if (!window.ResizeObserver) return;
-    var observer = new window.ResizeObserver(function () {
-      map.invalidateSize({ pan: false });
-      if (map.gridccFit) {
-        fitBounds.call(map, map.gridccFit[0], Object.assign({}, map.gridccFit[1], { animate: false }));
-      }
-      scheduleDeclutter();
-    });
-    observer.observe(map.getContainer());
-    map.on("unload", function () { observer.disconnect(); });
-  }
-  if (window.L && window.L.Map) {
-    window.L.Map.addInitHook(function () { adopt(this); });
+    if (window.gridccMapView) window.gridccMapView.placeLabels();
   }
 
   function badge(p) {
@@ -153,7 +78,9 @@
         zIndexOffset: 10000, // over the alarm and worker markers: a figure is never covered
         icon: window.L.divIcon({ className: "wall-label wall-label-" + p.code, html: html, iconSize: null }),
       });
-      marker.once("add", function () { if (marker._map) adopt(marker._map); });
+      marker.once("add", function () {
+        if (marker._map && window.gridccMapView) window.gridccMapView.adopt(marker._map);
+      });
       return marker;
     },
   };
@@ -172,7 +99,11 @@
   wall.alarm = function (feature, latlng) {
     var p = feature.properties || {};
     mapped.alarms[p.id] = feature;
-    var cls = "wall-alarm-dot wall-alarm-sev-" + p.severity + (p.high ? " wall-alarm-high" : "");
+    // A dot pulses on the map's beat (below) while its alarm is new to this page (not each time
+    // the layer is drawn again) and, for a high-severity one, as long as it is open.
+    var seen = firstSeen[p.id] || (firstSeen[p.id] = Date.now());
+    var cls = "wall-alarm-dot wall-alarm-sev-" + p.severity + (p.high ? " wall-alarm-high" : "") +
+      (Date.now() - seen < FRESH_MS ? " wall-alarm-fresh" : "");
     return pointIcon(latlng, cls, 26);
   };
 
@@ -189,6 +120,51 @@
   // its scope's code, so a delta moves only what the shown map holds.
   var mapped = { workers: {}, alarms: {} };
   var HIGH_SEVERITY = 3; // data_sources/wall_layers.py HIGH_SEVERITY
+  // When this page first drew each alarm (a fresh one pulses for FRESH_MS).
+  var firstSeen = {};
+  var FRESH_MS = 15000;
+
+  // ------------------------------------------------------------------ what the wall's CPU goes to
+  // Measured in headless Chromium (software compositing, as on many wall PCs) under a 200 events/s
+  // city: animations that never stop and layers redrawn on every delta were most of a wall's CPU.
+  // So: the map's layers are drawn again at most every few seconds (a point moving 2 s later is
+  // invisible from 5 m), and pulses are short and on a common beat, with nothing animating between.
+  var LAYERS = {
+    "wall-workers": { kind: "workers", every: 3000 },
+    "wall-alarm-points": { kind: "alarms", every: 2000 },
+  };
+  var layerDue = {};
+  var layerTimer = {};
+
+  // Draws layer `id` with the shown scope's points: at once when it was not drawn for its period,
+  // else once at the end of the period (with the points of then: a drill in between draws the
+  // new scope's, never the old one's).
+  function drawLayer(id) {
+    var wait = (layerDue[id] || 0) - Date.now();
+    if (wait > 0) {
+      if (!layerTimer[id]) {
+        layerTimer[id] = setTimeout(function () {
+          layerTimer[id] = null;
+          drawLayer(id);
+        }, wait);
+      }
+      return;
+    }
+    layerDue[id] = Date.now() + LAYERS[id].every;
+    var scope = shownScope();
+    if (scope !== null) window.gridccLive.setStore(id, collection(ofScope(LAYERS[id].kind, scope)));
+  }
+
+  // The beat: every BEAT_MS, while a new or a high-severity alarm is shown, the map pulses once
+  // (those dots and the area badges of high ones, for PULSE_MS); in between nothing on it moves.
+  var BEAT_MS = 8000;
+  var PULSE_MS = 1100;
+  setInterval(function () {
+    var frame = document.querySelector(".wall-map-frame");
+    if (!frame || !frame.querySelector(".wall-alarm-high, .wall-alarm-fresh, .wall-label-alarms-high")) return;
+    frame.classList.add("wall-beat");
+    setTimeout(function () { frame.classList.remove("wall-beat"); }, PULSE_MS);
+  }, BEAT_MS);
 
   function rgb(hex) {
     return [1, 3, 5].map(function (i) { return parseInt(hex.slice(i, i + 2), 16); });
@@ -211,13 +187,21 @@
     return stops[stops.length - 1][1];
   }
 
+  // A label is placed again only when a figure's width may have changed (its digits, or a badge
+  // appearing or going): placing measures every label, and a busy city changes figures ten times
+  // a second.
+  function relaidOut(before, after) {
+    if (before.length !== after.length || before === "0" || after === "0") scheduleDeclutter();
+  }
+
   function setBadge(code, n, high) {
     var el = document.querySelector(".wall-map .wall-label-" + code + " .wall-label-alarms");
     if (!el) return;
     if (n !== undefined && el.getAttribute("data-n") !== String(n)) {
+      var before = el.textContent;
       el.setAttribute("data-n", String(n));
       el.textContent = window.gridccLive.fmt(n);
-      scheduleDeclutter();
+      relaidOut(before, el.textContent);
     }
     if (n === 0) high = false;
     if (high !== undefined) el.classList.toggle("wall-label-alarms-high", !!high);
@@ -242,8 +226,9 @@
       }
       var value = document.querySelector(".wall-map .wall-label-" + code + " .wall-label-value");
       if (value && value.textContent !== api.fmt(child.open)) {
+        var before = value.textContent;
         value.textContent = api.fmt(child.open);
-        scheduleDeclutter();
+        relaidOut(before, value.textContent);
       }
       // `high`: open high-severity alarms, where the delta carries them.
       setBadge(code, child.alarms, child.high === undefined ? undefined : child.high > 0);
@@ -255,11 +240,6 @@
     return Object.keys(all)
       .map(function (key) { return all[key]; })
       .filter(function (f) { return f.properties.scope === scope; });
-  }
-
-  // Map layers have no element of their id (gridccLive.setProps looks for one).
-  function setLayer(id, data) {
-    window.gridccLive.setStore(id, data);
   }
 
   function collection(features) {
@@ -285,10 +265,9 @@
   }
 
   function drawWorkers(scope) {
-    var shown = ofScope("workers", scope);
-    setLayer("wall-workers", collection(shown));
-    // Where the map holds every worker of the scope, the on-duty tile can follow it.
-    var on = shown.filter(function (f) { return f.properties.on; }).length;
+    drawLayer("wall-workers");
+    // Where the map holds every worker of the scope, the on-duty tile can follow it (at once).
+    var on = ofScope("workers", scope).filter(function (f) { return f.properties.on; }).length;
     window.gridccLive.setText("wall-kpi-on-duty", window.gridccLive.fmt(on));
   }
 
@@ -356,18 +335,20 @@
         delete mapped.alarms[a.id];
         changed = true;
       } else if (f.properties.status !== a.status) {
+        // Acknowledged looks as active on the map: kept for the next drawing, no drawing for it.
         f.properties = Object.assign({}, f.properties, { status: a.status });
-        changed = true;
       }
     });
     if (changed) {
-      setLayer("wall-alarm-points", collection(ofScope("alarms", msg.node)));
+      drawLayer("wall-alarm-points");
     }
   }
 
   // A new high-severity alarm flashes the areas whose open alarms grew (at a building: the
   // outline) and the map's frame, a few times, then stops.
   var childAlarms = {};
+  var flashedAt = 0;
+  var FLASH_EVERY_MS = 10000; // a busy city's high alarms: one flash now and then, not a strobe
   function flashAlarms(msg) {
     var grown = [];
     Object.keys(msg.children || {}).forEach(function (code) {
@@ -382,6 +363,8 @@
     grown.forEach(function (code) {
       if (msg.children[code].high === undefined) setBadge(code, undefined, true);
     });
+    if (Date.now() - flashedAt < FLASH_EVERY_MS) return;
+    flashedAt = Date.now();
     var targets = [];
     grown.forEach(function (code) {
       targets = targets.concat(Array.prototype.slice.call(document.querySelectorAll(".wall-area-" + code)));
