@@ -18,12 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
 from data_sources.ingest import IngestError
 from data_sources.model import AlarmType, Level, Node
-from data_sources.wall import Charts, WallFigures, load_charts, load_wall, map_areas, on_duty
+from data_sources.wall import WallFigures, load_wall, map_areas, on_duty
 from data_sources.wall_geo import Area
 from data_sources.wall_layers import ALARM_POINT_LEVELS, NEARBY_M
-from layouts import ids, wall_charts, wall_map, wall_panels
+from layouts import ids, wall_charts, wall_map, wall_panels, wall_ranking
 from layouts import wall as layout
-from layouts.i18n import LANGS, Lang, number, t
+from layouts.i18n import LANGS, Lang, t
 
 if TYPE_CHECKING:
     from app import Services
@@ -99,7 +99,7 @@ def regions(
     cameras_per_child = {c.node.code: c.resources.cameras for c in overview.children}
     # The lists say where each line is: the child of the scope, named as the ranking names it.
     places = {
-        c.node.code: wall_panels.short_name(c.node.name(lang), scope.name(lang))
+        c.node.code: wall_ranking.short_name(c.node.name(lang), scope.name(lang))
         for c in overview.children
     }
     child = scope.level.child
@@ -119,6 +119,7 @@ def regions(
             lang,
             None if figures.cameras else cameras_per_child,
             None if scope.level in ALARM_POINT_LEVELS else figures.area_alarms,
+            places,
         ),
         "outline": wall_map.outline_data(figures.outline),
         "cameras": wall_map.cameras_data(figures.cameras),
@@ -132,7 +133,7 @@ def regions(
         "ranking": (
             wall_panels.workers_panel(figures.workers, lang, tz)
             if scope.level is Level.BUILDING
-            else wall_panels.ranking_panel(overview, alarms, lang)
+            else wall_ranking.ranking_panel(overview, alarms, lang)
         ),
         "alarms": wall_panels.alarm_panel(
             figures.alarms,
@@ -254,35 +255,6 @@ def register(app: Dash, services: Services) -> None:
         if figures is None:
             return stay(layout.notice(t("no_data_title", lang), t("no_data_body", lang)))
         return compose(figures, lang, fit, parse_rotate(search))
-
-    def charts(scope: str | None) -> Charts | None:
-        with services.sessions() as session:
-            return load_charts(session=session, code=scope, now=services.clock(), tz=services.tz)
-
-    @app.callback(
-        Output(W.TREND, "children", allow_duplicate=True),
-        Output(W.CHANNELS, "children", allow_duplicate=True),
-        Output(ids.wall_kpi("new_today"), "children"),
-        Input(W.TREND_TICK, "data"),
-        State(W.URL, "search"),
-        prevent_initial_call=True,
-    )
-    async def refresh_charts(_hour: Any, search: str | None) -> tuple[Any, Any, Any]:
-        """The charts are due (assets/wall.js says so: a new hour, or a few minutes on): both
-        again from SQL, and the 今日新增 tile with them (its day may have ended)."""
-        scope, lang, _fit = parse_wall_search(search, settings.default_lang)
-        try:
-            found = await asyncio.to_thread(charts, scope)
-        except SQLAlchemyError:
-            log.exception("wall chart query failed")
-            return no_update, no_update, no_update  # keep the last frame
-        if found is None:
-            return no_update, no_update, no_update
-        return (
-            wall_charts.trend_panel(found.trend, lang, services.tz),
-            wall_charts.channels_panel(found.channels, lang),
-            number(sum(n for _, n in found.channels)),
-        )
 
     @app.callback(
         Output(W.ACTION_RESULT, "children"),

@@ -41,8 +41,8 @@ QUEUE = 64
 #: How often the figures of a window (rates, funnel, categories, ranking, trend…) of each watched
 #: scope are computed again and pushed to its pages (`Settings.wall_refresh_s` sets it).
 REFRESH_S = 30.0
-#: A view's refresh of one scope in one language: (node id, lang) → the `refresh` event's data,
-#: encoded once for every page that watches it; None when there is nothing to send.
+#: A view's refresh of one scope in one language: (node id, lang) → the `refresh` event's data
+#: (JSON), for every page that watches it; None when there is nothing to send.
 Refresher = Callable[[int, str], Awaitable[str | None]]
 #: Where a grid's id sits in a path of node ids (district, street, community, grid, building).
 GRID_AT = FACT_LEVELS.index(Level.GRID)
@@ -261,7 +261,9 @@ class Hub:
             due = self._refresh_due.setdefault(key, now + self.refresh_s)
             if now < due:
                 continue
-            self._refresh_due[key] = now + self.refresh_s
+            # The cadence is kept (a refresh is never later than its period), and one that came
+            # late is not followed by a burst.
+            self._refresh_due[key] = max(due + self.refresh_s, now + self.refresh_s / 2)
             node, view, lang = key
             try:
                 body = await self.refreshers[view](node, lang)
@@ -272,7 +274,8 @@ class Hub:
             self.refreshes += 1
             if body is None:
                 continue
-            message = {"refresh": body}
+            # The whole event, encoded once: a refresh is tens of kB, for every page of the scope.
+            message = {"refresh": f"event: refresh\ndata: {body}\n\n".encode()}
             for sub in list(self._subs.get(node, ())):
                 if sub.view == view and sub.lang == lang:
                     self._deliver(sub, message)

@@ -89,7 +89,7 @@ async def _events(
     retry_ms: int,
     view: str | None = None,
     lang: str = "zh",
-) -> AsyncIterator[str]:
+) -> AsyncIterator[str | bytes]:
     # Subscribe before taking the snapshot: a change in between is then delivered as well
     # (deltas carry absolute figures, so seeing it twice is harmless).
     sub = hub.subscribe(node, view, lang)
@@ -112,8 +112,8 @@ async def _events(
                 continue
             if delta.get("cut"):
                 return
-            if "refresh" in delta:  # encoded once for all the scope's pages
-                yield f"event: refresh\ndata: {delta['refresh']}\n\n"
+            if "refresh" in delta:  # the whole event, encoded once for all the scope's pages
+                yield delta["refresh"]
                 continue
             yield sse("delta", delta, hub.event_id(delta["id"]))
     finally:

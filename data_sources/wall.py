@@ -377,25 +377,3 @@ def load_wall(
         else alarms_per_child(session=session, node=node),
         scale=level_scale(session=session, level=node.level.child),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Charts:
-    """The wall's two charts of one scope: what is reloaded when the trend's hour is over."""
-
-    trend: Trend
-    channels: list[tuple[str, int]]
-
-
-def load_charts(
-    *, session: Session, code: str | None, now: datetime, tz: ZoneInfo
-) -> Charts | None:
-    """The trend and today's channels of node `code` (the root when None or unknown)."""
-    node = store.node_by_code(session=session, code=code) if code else None
-    node = node or store.root_node(session=session)
-    if node is None:
-        return None
-    return Charts(
-        trend(session=session, node=node, now=now),
-        channels(session=session, node=node, since=day_start(now, tz)),
-    )

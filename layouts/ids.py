@@ -75,9 +75,6 @@ class Wall(StrEnum):
     TREND = "wall-trend"
     TREND_BODY = "wall-trend-body"
     TREND_GRAPH = "wall-trend-graph"
-    #: Set by assets/wall.js when the charts are due (the hour is over, or every few minutes):
-    #: reloads both from SQL.
-    TREND_TICK = "wall-trend-tick"
     CHANNELS = "wall-channels"
     CHANNEL_GRAPH = "wall-channel-graph"
     #: Set by assets/wall.js when a ticker button is clicked: {alarm, case, nonce}.

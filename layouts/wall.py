@@ -82,7 +82,6 @@ def page(tile_url: str | None = None, tz: str = "Asia/Shanghai") -> Component:
     return html.Div(
         [
             dcc.Location(id=ids.Wall.URL, refresh=False),
-            dcc.Store(id=ids.Wall.TREND_TICK),
             dcc.Store(id=ids.Wall.ALARM_ACTION),
             dcc.Store(id=ids.Wall.RESYNC),
             html.Div(canvas, id=ids.Wall.VIEWPORT, className="wall-viewport"),

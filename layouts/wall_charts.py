@@ -1,10 +1,10 @@
 """The wall's two charts: the 24-hour trend (reported and closed per hour) and today's channels donut.
 
 Both are compact dark Plotly figures drawn as static plots (a wall is looked at, not hovered). The
-trend's current hour grows in the browser (assets/wall.js) from the live counters; the panel's
-`data-hour-end` tells it when the hour is over and `data-refresh-at` when both charts are due for a
-reload from SQL anyway (today's channels are not moved along live; the trend's live growth is an
-estimate: it counts every new case in the current hour, whatever its report time).
+trend's current hour grows in the browser (assets/wall.js) from the live counters until the panel's
+`data-hour-end`; the server's periodic refresh of the scope (`Hub.refresh_s`) draws both again from
+SQL (the trend's live growth is an estimate: it counts every new case in the current hour, whatever
+its report time).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from layouts import ids
 from layouts.i18n import Lang, number, t
 from layouts.wall_panels import panel_title
 
-#: How often the charts are reloaded from SQL (besides when the hour is over): two small GROUP BYs.
-REFRESH = timedelta(minutes=5)
 CYAN = "#22d3ee"
 GREEN = "#22c55e"
 #: One hue family for the channels (cyan → blue → amber), never a rainbow.
@@ -120,10 +118,7 @@ def trend_panel(trend: Trend, lang: Lang, tz: ZoneInfo) -> list[Component]:
         className="wall-panel-note wall-chart-keys",
     )
     end = trend.hours[-1] + timedelta(hours=1)
-    data: dict[str, Any] = {
-        "data-hour-end": str(_epoch_ms(end)),
-        "data-refresh-at": str(_epoch_ms(min(end, trend.as_of + REFRESH))),
-    }
+    data: dict[str, Any] = {"data-hour-end": str(_epoch_ms(end))}
     graph = dcc.Graph(
         id=ids.Wall.TREND_GRAPH,
         figure=trend_figure(trend, lang, tz),

@@ -129,11 +129,14 @@ def labels_data(
     lang: Lang,
     cameras: Mapping[str, int] | None = None,
     alarms: Mapping[str, tuple[int, int]] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A label point per child at its anchor (inside its polygon, where it has the most room),
-    with the child's camera count when `cameras` is given (the map's cameras, aggregated per
-    child) and its open alarms when `alarms` is given ((all, high-severity) per child: the map
-    counts alarms per area instead of drawing each)."""
+    named by `names` (the short names the ranking and the lists use) or its own name, with the
+    child's camera count when `cameras` is given (the map's cameras, aggregated per child) and its
+    open alarms when `alarms` is given ((all, high-severity) per child: the map counts alarms per
+    area instead of drawing each)."""
+    names = names or {}
     counts = cameras or {}
     return {
         "type": "FeatureCollection",
@@ -142,7 +145,7 @@ def labels_data(
                 {"type": "Point", "coordinates": list(a.anchor or (a.node.lon, a.node.lat))},
                 {
                     "code": a.node.code,
-                    "name": a.node.name(lang),
+                    "name": names.get(a.node.code) or a.node.name(lang),
                     "open": number(load.get(a.node.code, 0)),
                     "cameras": t("camera_count", lang, n=number(counts[a.node.code]))
                     if counts.get(a.node.code)

@@ -14,7 +14,7 @@ from data_sources.model import Level, Node
 from data_sources.overview import NodeFigures, Overview
 from data_sources.store import Resources
 from layouts import ids
-from layouts.wall_panels import (
+from layouts.wall_ranking import (
     RANK_END_ROWS,
     RANK_END_ROWS_WIDE,
     rank_ends,
