@@ -108,11 +108,20 @@ def breadcrumb(
     return parts
 
 
+#: Characters of a tile's figure (value and unit) from which its type is set smaller, so that a
+#: whole city's "7,000 / 7,000 人" or "25,000 / 25,000 people" fits its 183 design px.
+LONG_FIGURE = (12, 14)
+
+
 def kpi_tile(name: str, label: str, value: str, unit: str = "", tone: str = "") -> Component:
     """One tile; a value of "—" (no data: a building's rates) carries no unit ("— %" reads as a
-    broken figure)."""
+    broken figure); a long figure is set smaller rather than cut."""
     if value == "—":
         unit = ""
+    size = len(value) + len(unit)
+    classes = ["wall-kpi", f"wall-kpi-{tone}" if tone else ""]
+    classes += ["wall-kpi-long" if size >= LONG_FIGURE[0] else ""]
+    classes += ["wall-kpi-longer" if size >= LONG_FIGURE[1] else ""]
     return html.Div(
         [
             html.Div(label, className="wall-kpi-label"),
@@ -124,7 +133,7 @@ def kpi_tile(name: str, label: str, value: str, unit: str = "", tone: str = "") 
                 className="wall-kpi-figure",
             ),
         ],
-        className=f"wall-kpi wall-kpi-{tone}" if tone else "wall-kpi",
+        className=" ".join(c for c in classes if c),
     )
 
 

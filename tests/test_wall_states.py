@@ -4,13 +4,19 @@ a window, and the note after an alarm action, as pure functions of what the page
 from __future__ import annotations
 
 import json
+from html import escape
 
+import pytest
+from playwright.sync_api import Browser
 from plotly.io.json import to_json_plotly
 
 from callbacks.wall import OUTPUTS, alarm_name, nowhere, result_text
 from data_sources.alarm_actions import AlarmActionResult
+from layouts.i18n import t
 from layouts.wall import kpi_tile
 from layouts.wall_panels import categories_panel, funnel_panel
+
+from .browser import ROOT
 
 ZERO_FUNNEL = [(s, 0) for s in ("reported", "accepted", "dispatched", "handled", "closed")]
 
@@ -65,3 +71,47 @@ def test_an_unknown_scope_empties_the_wall_and_offers_the_way_up() -> None:
     assert "530100" in to_json_plotly(regions["notice"])
     # No region keeps a scope: nothing on the page asks for a stream or shows another area.
     assert regions["kpis"] is None and regions["areas"]["features"] == []
+
+
+def html_of(component: object) -> str:
+    """A component tree as HTML (div and span, id and class: what the tiles are made of)."""
+    if isinstance(component, str):
+        return escape(component)
+    if isinstance(component, list):
+        return "".join(html_of(c) for c in component)
+    tree = component.to_plotly_json()  # type: ignore[attr-defined]
+    props = tree["props"]
+    tag = tree["type"].lower()
+    attrs = f' class="{props.get("className", "")}"' + (
+        f' id="{props["id"]}"' if "id" in props else ""
+    )
+    return f"<{tag}{attrs}>{html_of(props.get('children') or '')}</{tag}>"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_whole_citys_figures_fit_their_tiles(browser: Browser, lang: str) -> None:
+    """The 在岗网格员 tile of a city lost its unit ("7,000 / 7,000" and no 人): cut, not shown."""
+    people = t("unit_people", lang)
+    tiles = [
+        kpi_tile("new_today", "今日新增", "1,624", t("unit_cases", lang)),
+        kpi_tile("open", "在办", "13,377", t("unit_cases", lang)),
+        kpi_tile("on_duty", t("on_duty", lang), "7,000", f"/ 7,000 {people}".rstrip()),
+        kpi_tile("on_duty", t("on_duty", lang), "25,000", f"/ 25,000 {people}".rstrip()),
+        kpi_tile("closure_rate", "结案率", "100.0", "%"),
+    ]
+    css = (ROOT / "assets" / "wall.css").read_text()
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.set_content(
+        f'<style>{css}</style><div class="wall-canvas"><div class="wall-region wall-kpis">'
+        f'<div class="wall-kpi-grid">{html_of(tiles)}</div></div></div>'
+    )
+    page.evaluate("document.fonts.ready")
+    cut = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.wall-kpi, .wall-kpi-figure'))
+        .filter(el => el.scrollWidth > el.clientWidth || (el.classList.contains('wall-kpi-figure')
+          && el.getBoundingClientRect().right > el.parentElement.getBoundingClientRect().right - 16))
+        .map(el => el.textContent)"""
+    )
+    page.close()
+    assert cut == []
