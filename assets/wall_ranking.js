@@ -1,6 +1,6 @@
 /* gridcc wall `/wall`: a click (or Enter) on a ranking row drills down to its node.
  *
- * The rows are plain elements with `data-code` (layouts/wall_panels.py ranking_panel): the server
+ * The rows are plain elements with `data-code` (layouts/wall_ranking.py ranking_panel): the server
  * renders the ranking once per scope and language for every page watching it, so the rows cannot
  * carry a page's own parameters (`fit`, `rotate`, …). The new search is built here from the page's
  * URL, as gridccWall.drill builds it for a map click, and set on the dcc.Location `wall-url`

@@ -326,6 +326,7 @@ class Hub:
                     codes.get(c, str(c)): {
                         "open": open_count(live.counts_of(c)),
                         "alarms": live.open_alarms.get(c, 0),
+                        "high": live.open_high.get(c, 0),
                     }
                     for c in children
                 },
@@ -427,6 +428,8 @@ class Hub:
                 directory.codes[c]: {
                     "open": open_count(live.counts_of(c)),
                     "alarms": live.open_alarms.get(c, 0),
+                    # Open high-severity alarms: the wall's area badge pulses while there is one.
+                    "high": live.open_high.get(c, 0),
                 }
                 for c in directory.children_of(node)
             },

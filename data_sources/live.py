@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from data_sources.model import FACT_LEVELS, AlarmStatus
+from data_sources.model import FACT_LEVELS, HIGH_SEVERITY, AlarmStatus
 from data_sources.projector import PositionFix, Projection
 from data_sources.schema import AlarmRow, CaseRow, PositionRow, WorkerRow
 
@@ -30,6 +30,8 @@ class LiveState:
         default_factory=lambda: defaultdict(Counter)
     )
     open_alarms: Counter[int] = field(default_factory=Counter)
+    #: Open alarms of high severity per node: the wall's area badge pulses while there is one.
+    open_high: Counter[int] = field(default_factory=Counter)
     positions: dict[int, PositionFix] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     #: Callbacks read counters from worker threads while the loop applies batches.
@@ -55,8 +57,12 @@ class LiveState:
                 self.dirty.add(node)
         for alarm in projection.alarms:
             delta = int(alarm.is_open) - int(alarm.was_open)
+            high = int(alarm.is_open and alarm.severity >= HIGH_SEVERITY) - int(
+                alarm.was_open and alarm.was_severity >= HIGH_SEVERITY
+            )
             for node in self._nodes(alarm.path):
                 self.open_alarms[node] += delta
+                self.open_high[node] += high
                 self.dirty.add(node)
         for fix in projection.positions:
             latest = self.positions.get(fix.worker_id)
@@ -91,9 +97,14 @@ def case_counts_from_sql(*, session: Session, root_id: int | None) -> dict[int, 
     return dict(counts)
 
 
-def open_alarms_from_sql(*, session: Session, root_id: int | None) -> dict[int, int]:
+def open_alarms_from_sql(
+    *, session: Session, root_id: int | None, high: bool = False
+) -> dict[int, int]:
+    """Open alarms per node (of high severity only, with `high`)."""
     counts: dict[int, int] = {}
-    open_ = AlarmRow.status.in_(_OPEN_ALARM)
+    open_: ColumnElement[bool] = AlarmRow.status.in_(_OPEN_ALARM)
+    if high:
+        open_ = open_ & (AlarmRow.severity >= HIGH_SEVERITY)
     for level in FACT_LEVELS:
         column: Any = getattr(AlarmRow, f"{level.value}_id")
         query = select(column, func.count()).where(open_, column.is_not(None)).group_by(column)
@@ -136,6 +147,7 @@ def load_live_state(
     for node, counts in case_counts_from_sql(session=session, root_id=root_id).items():
         state.case_counts[node] = Counter(counts)
     state.open_alarms.update(open_alarms_from_sql(session=session, root_id=root_id))
+    state.open_high.update(open_alarms_from_sql(session=session, root_id=root_id, high=True))
     if positions_since is not None:
         state.positions = latest_positions_from_sql(session=session, since=positions_since)
     return state

@@ -178,6 +178,10 @@ class Severity(IntEnum):
     CRITICAL = 4
 
 
+#: Severity from which an alarm is high (red, a pulse on the wall's map, a flash when new).
+HIGH_SEVERITY = Severity.HIGH
+
+
 class AlarmStatus(StrEnum):
     ACTIVE = "active"  # 告警中
     ACKNOWLEDGED = "acknowledged"  # 已确认

@@ -7,8 +7,8 @@ where it was with `last=<id>` in the query: a new EventSource sends no `Last-Eve
 `delta` per frame in which the scope changed; for a page that says its `view` (the wall) and
 `lang`, a `refresh` event whenever the hub recomputes that view of the scope (every
 `Hub.refresh_s`: the figures of a window, which no delta carries; no `id:`, it is never replayed);
-a `ping` event every `heartbeat_s` so the page's
-watchdog can tell a quiet city from a dead connection. Every delta and snapshot carries `id:`
+a `ping` event every `heartbeat_s` so the page's watchdog can tell a quiet city from a dead
+connection. Every delta and snapshot carries `id:`
 ("<the hub's life>-<n>": an id from before a restart gets a snapshot); every message carries `at`,
 the server's time in ms when its data were current, so the page can tell "arriving late" from
 "live". The first message also tells the page the heartbeat and the cap of its reconnect backoff

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from data_sources.directory import EARTH_RADIUS_M
+from data_sources.model import HIGH_SEVERITY as HIGH_SEVERITY  # the map and the ticker
 from data_sources.model import AlarmStatus, Level, Node, WorkerRole
 from data_sources.schema import AlarmRow, CameraRow, NodeRow, PositionRow, WorkerRow
 
@@ -31,8 +32,6 @@ NEARBY_M = 300.0
 ALARM_POINT_LEVELS = frozenset({Level.STREET, Level.COMMUNITY, Level.GRID, Level.BUILDING})
 #: Active alarms drawn at most (the most severe, then the newest).
 ALARM_POINTS = 500
-#: Severity from which an alarm is high (red, faster pulse, flash when new).
-HIGH_SEVERITY = 3
 _OPEN_ALARM = (AlarmStatus.ACTIVE.value, AlarmStatus.ACKNOWLEDGED.value)
 _M_PER_DEG = 111_320.0
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])

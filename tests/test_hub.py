@@ -53,7 +53,7 @@ def test_deltas_carry_absolute_figures_of_the_scope_and_its_changed_children() -
     push(hub, live, case(A, 1))
     delta = sub.queue.get_nowait()
     assert delta["node"] == "530103004" and delta["open"] == 1
-    assert delta["children"] == {"530103004001": {"open": 1, "alarms": 0}}
+    assert delta["children"] == {"530103004001": {"open": 1, "alarms": 0, "high": 0}}
     assert [item["id"] for item in delta["feed"]] == ["c1"]
 
 
@@ -65,8 +65,8 @@ def test_resume_returns_what_was_missed_or_none_when_too_old() -> None:
     push(hub, live, case(B, 2))
     missed = hub.since(STREET, snapshot_id)
     assert missed is not None and [d["children"] for d in missed] == [
-        {"530103004001": {"open": 1, "alarms": 0}},
-        {"530103004002": {"open": 1, "alarms": 0}},
+        {"530103004001": {"open": 1, "alarms": 0, "high": 0}},
+        {"530103004002": {"open": 1, "alarms": 0, "high": 0}},
     ]
     assert hub.since(STREET, snapshot_id - 1000) is None  # before tracking began
     assert hub.since(STREET, hub.last_id + 5) is None  # an id from another life of the server
@@ -283,3 +283,26 @@ def test_deltas_count_todays_new_cases_per_channel_uncapped() -> None:
 
     push(hub, live, Projection(applied=1, cases=[moved]))
     assert "reported" not in sub.queue.get_nowait()
+
+
+def test_open_high_severity_alarms_are_counted_per_area_as_they_change() -> None:
+    """The wall's area badge pulses while an area has an open high-severity alarm: the count
+    follows raise, a lowered severity, acknowledgement and resolution, and reaches the deltas."""
+    hub, live = make()
+    sub = hub.subscribe(STREET)
+
+    def alarm(status: AlarmStatus, severity: int, was: tuple[bool, int]) -> Projection:
+        change = AlarmChange(
+            "a1", (STREET, A), was[0], status.value in ("active", "acknowledged"), "fire",
+            severity, status, datetime(2026, 11, 23), was_severity=was[1],
+        )  # fmt: skip
+        return Projection(applied=1, alarms=[change])
+
+    push(hub, live, alarm(AlarmStatus.ACTIVE, 4, (False, 0)))
+    assert sub.queue.get_nowait()["children"]["530103004001"] == {"open": 0, "alarms": 1, "high": 1}
+    push(hub, live, alarm(AlarmStatus.ACTIVE, 2, (True, 4)))  # lowered: still open, not high
+    assert (live.open_alarms[A], live.open_high[A]) == (1, 0)
+    push(hub, live, alarm(AlarmStatus.ACKNOWLEDGED, 3, (True, 2)))
+    assert (live.open_alarms[STREET], live.open_high[STREET], live.open_high[ROOT]) == (1, 1, 1)
+    push(hub, live, alarm(AlarmStatus.RESOLVED, 3, (True, 3)))
+    assert (live.open_alarms[A], live.open_high[A]) == (0, 0)

@@ -86,11 +86,14 @@ def _assert_live_equals_sql(engine: Engine, live: LiveState) -> None:
     with Session(engine) as session:
         expected = case_counts_from_sql(session=session, root_id=live.root_id)
         alarms = open_alarms_from_sql(session=session, root_id=live.root_id)
+        high = open_alarms_from_sql(session=session, root_id=live.root_id, high=True)
     nodes = set(expected) | {n for n, c in live.case_counts.items() if any(c.values())}
     for node in nodes:
         assert live.counts_of(node) == expected.get(node, {}), node
     for node in set(alarms) | set(live.open_alarms):
         assert live.open_alarms.get(node, 0) == alarms.get(node, 0), node
+    for node in set(high) | set(live.open_high):
+        assert live.open_high.get(node, 0) == high.get(node, 0), node
 
 
 def _shuffle_within_entities(events: list[Event], rng: random.Random) -> list[Event]:

@@ -131,11 +131,13 @@ def project_alarms(
                 }
             )
             path, alarm_type, was_open = camera.path, payload.type.value, False
+            was_severity = 0
             spot = (payload.camera, camera.name, camera.lon, camera.lat)
         else:
             updates.append({"id": alarm_id, **columns})
             path = path_of(existing)
             alarm_type, was_open = existing.type, existing.status in OPEN_ALARM
+            was_severity = int(existing.severity)
             spot = (
                 existing.camera_code or "",
                 existing.camera_name or "",
@@ -153,6 +155,7 @@ def project_alarms(
                 state.status,
                 max(r["at"] for r in by_alarm[alarm_id]),
                 *spot,
+                was_severity=was_severity,
             )
         )
     result.applied += len(fresh)

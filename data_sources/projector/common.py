@@ -61,6 +61,8 @@ class AlarmChange:
     place: str = ""
     lon: float | None = None
     lat: float | None = None
+    #: Its severity before this change (0 for a new alarm): whether it was high can change too.
+    was_severity: int = 0
 
 
 @dataclass(frozen=True, slots=True)
