@@ -188,6 +188,7 @@ def test_an_unknown_scope_is_no_such_area_with_the_way_up(server: str, browser: 
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{server}/live/stream?scope=999999", timeout=5)
     assert refused.value.code == 404
+    refused.value.close()  # its socket (filterwarnings=error makes a leak fail a later test)
     watch = PageWatch()
     page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
     page.goto(f"{server}/wall?scope=999999&lang=zh", wait_until="load")
