@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -148,7 +149,7 @@ class CaseRow(AncestorsMixin, Base):
     handling_seconds: Mapped[int | None] = mapped_column(Integer)
     deferred: Mapped[bool] = mapped_column(Boolean, default=False)
     supervised: Mapped[bool] = mapped_column(Boolean, default=False)
-    rework_count: Mapped[int] = mapped_column(SmallInteger, default=0)
+    rework_count: Mapped[int] = mapped_column(Integer, default=0)
     satisfaction: Mapped[str | None] = mapped_column(String(24))
     resolved_at: Mapped[str | None] = mapped_column(String(16))
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id"))
@@ -157,7 +158,7 @@ class CaseRow(AncestorsMixin, Base):
     #: it continues the stored state instead of replaying every stored event.
     last_event_at: Mapped[OptTs]
     last_event_id: Mapped[str | None] = mapped_column(String(64))
-    event_count: Mapped[int] = mapped_column(SmallInteger, default=0)
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class CaseEventRow(Base):
@@ -174,7 +175,7 @@ class CaseEventRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     case_id: Mapped[str] = mapped_column(String(64), index=True)
     #: Position in the case's timeline, (at, id) order.
-    seq: Mapped[int] = mapped_column(SmallInteger)
+    seq: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(16))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
@@ -219,3 +220,64 @@ class AlarmEventRow(Base):
     at: Mapped[Ts]
     #: The event's payload as JSON (what the alarm row is recomputed from).
     body: Mapped[str] = mapped_column(Text)
+
+
+#: Auto-numbered 64-bit key (SQLite only auto-numbers an INTEGER PRIMARY KEY).
+AutoPk = Annotated[
+    int,
+    mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+]
+
+
+class BusEntryRow(Base):
+    """The SQL bus's log (the embedded default's outbox): an event is here, committed, before its
+    202; the projector reads it from here. See `data_sources/bus/sql.py`."""
+
+    __tablename__ = "bus_entries"
+
+    seq: Mapped[AutoPk]
+    #: The event's id, so that a re-send after a crash is recognised before it is projected.
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    published_at: Mapped[Ts]
+
+
+class BusGroupRow(Base):
+    """A consumer group of the SQL bus and the last entry delivered to it."""
+
+    __tablename__ = "bus_groups"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_delivered: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BusPendingRow(Base):
+    """An entry delivered to a group and not yet acknowledged (Redis's pending entries list)."""
+
+    __tablename__ = "bus_pending"
+
+    group: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    consumer: Mapped[str] = mapped_column(String(128))
+    delivered_at: Mapped[Ts]
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class DeadLetterRow(Base):
+    """An event the projector could not apply after its attempts, with the error; it no longer
+    blocks the events around it and can be retried after a fix (`gridcc dead-letters`)."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[AutoPk]
+    #: The event's id and kind when the entry decodes (an undecodable entry has neither).
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str | None] = mapped_column(String(24))
+    #: Where it was on the bus, and the entry itself as published.
+    position: Mapped[str] = mapped_column(String(48))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    error: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    failed_at: Mapped[Ts]

@@ -1,0 +1,76 @@
+"""nothing lost or stuck: counters sized for real volumes, SQL bus (outbox), dead letters
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-05 04:40:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+AUTO_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+#: Counters a busy case outgrows as SMALLINT (PostgreSQL refused its 32,768th event).
+WIDENED = [("cases", "rework_count"), ("cases", "event_count"), ("case_events", "seq")]
+
+
+def upgrade() -> None:
+    for table, column in WIDENED:
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.alter_column(column, type_=sa.Integer(), existing_type=sa.SmallInteger())
+
+    op.create_table(
+        "bus_entries",
+        sa.Column("seq", AUTO_PK, autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=True),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("published_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_bus_entries")),
+    )
+    op.create_index(op.f("ix_bus_entries_event_id"), "bus_entries", ["event_id"])
+    op.create_table(
+        "bus_groups",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("last_delivered", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_bus_groups")),
+    )
+    op.create_table(
+        "bus_pending",
+        sa.Column("group", sa.String(length=64), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("consumer", sa.String(length=128), nullable=False),
+        sa.Column("delivered_at", sa.DateTime(), nullable=False),
+        sa.Column("deliveries", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("group", "seq", name=op.f("pk_bus_pending")),
+    )
+    op.create_table(
+        "dead_letters",
+        sa.Column("id", AUTO_PK, autoincrement=True, nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=True),
+        sa.Column("kind", sa.String(length=24), nullable=True),
+        sa.Column("position", sa.String(length=48), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("failed_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_dead_letters")),
+    )
+    op.create_index(op.f("ix_dead_letters_event_id"), "dead_letters", ["event_id"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_dead_letters_event_id"), table_name="dead_letters")
+    op.drop_table("dead_letters")
+    op.drop_table("bus_pending")
+    op.drop_table("bus_groups")
+    op.drop_index(op.f("ix_bus_entries_event_id"), table_name="bus_entries")
+    op.drop_table("bus_entries")
+    for table, column in WIDENED:
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.alter_column(column, type_=sa.SmallInteger(), existing_type=sa.Integer())
