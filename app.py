@@ -23,6 +23,7 @@ import flask_bootstrap
 import numpy as np
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,19 +35,29 @@ from callbacks import pages as page_callbacks
 from callbacks import wall as wall_callbacks
 from data_sources.alarm_actions import alarm_router
 from data_sources.bus import Bus
-from data_sources.bus.memory import MemoryBus
 from data_sources.bus.redis_streams import RedisStreamBus
+from data_sources.bus.sql import SqlBus
+from data_sources.capacity import RenderGate, RenderLimits, run_ingest, tune_gil
 from data_sources.db import is_migrated, make_engine, make_sessionmaker
+from data_sources.dead_letters import dead_letters_router
 from data_sources.directory import Directory, empty_directory, load_directory
+from data_sources.health import (
+    UNAVAILABLE_ERRORS,
+    ReadyLimits,
+    StoreProbe,
+    readiness,
+    unavailable_handler,
+)
 from data_sources.hub import Hub, open_count
 from data_sources.ingest import Ingestor, ingest_router
 from data_sources.live import LiveState, load_live_state
-from data_sources.pipeline import ProjectorLoop, tune_gc
+from data_sources.metrics import CONTENT_TYPE, Metrics
+from data_sources.pipeline import PipelineHealth, ProjectorLoop, tune_gc
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 from data_sources.stream import live_router
 from data_sources.wall import ON_DUTY
-from data_sources.web import HeadAsGet, serve_api_docs
+from data_sources.web import DashGuard, HeadAsGet, PagesOnly, serve_api_docs
 from layouts import overview as overview_layout
 from layouts import pages
 
@@ -126,9 +137,33 @@ class Settings(BaseSettings):
         "categories, ranking, trend, channels, lists) are computed again and pushed to its walls: "
         "once per scope and period, however many walls watch it.",
     )
+    # A wall page asks for 2 renders when it loads, 1 per drill, carousel step or resync: a
+    # video-wall PC loading 8 screens at once takes 16 of the burst (data_sources/capacity.py).
+    render_rate: float = Field(
+        5, gt=0, le=10_000, description="Page renders per second per client address, sustained."
+    )
+    render_burst: int = Field(
+        30, ge=1, le=100_000, description="Page renders a client address may ask for at once."
+    )
+    # 40 render loops at once took ingest's p95 from 9 ms to 2.3 s. Queued, they cannot: ingest's
+    # p95 under them is 1.15-1.57x its p95 alone with 1 running, 4.7-5x with 2 (a render holds the
+    # GIL and the loop); bench/bench_ingest_load.py, data_sources/capacity.py.
+    render_concurrency: int = Field(
+        1, ge=1, le=1_000, description="Page renders running at once (the others queue)."
+    )
     tile_url: str | None = Field(
         None,
         description="Map tile URL template ({z}/{x}/{y}) of an intranet tile server; unset = vector only.",
+    )
+    ready_max_lag_s: float = Field(
+        60,
+        gt=0,
+        description="/readyz fails while the oldest event not yet applied is older than this.",
+    )
+    ready_max_stalled_s: float = Field(
+        10,
+        gt=0,
+        description="/readyz fails while the projector has not completed a step for this long.",
     )
 
 
@@ -150,7 +185,10 @@ class Services:
     directory: Directory = field(default_factory=empty_directory)
     live: LiveState = field(default_factory=lambda: LiveState(None))
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: The projector's loop once started (its `health()` feeds /readyz, metrics and the pages).
+    projector: ProjectorLoop | None = None
     hub: Hub = field(init=False)
+    metrics: Metrics = field(init=False)
     build: str = field(init=False)
 
     @property
@@ -159,12 +197,14 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
+        """The clients for `settings`. Without Redis the bus is `SqlBus` on the system of record's
+        own database: an event is committed there before its 202, so a crash loses nothing."""
         engine = make_engine(settings.database_url)
         redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
         bus: Bus = (
             RedisStreamBus(redis, maxlen=settings.bus_maxlen)
             if redis is not None
-            else MemoryBus(maxlen=settings.bus_maxlen)
+            else SqlBus(engine, maxlen=settings.bus_maxlen)
         )
         return cls(settings, engine, make_sessionmaker(engine), bus, redis)
 
@@ -173,7 +213,9 @@ class Services:
 
     def __post_init__(self) -> None:
         self.build = build_id()
-        self._ingestor = Ingestor(self.bus, self.sessions, lambda: self.directory)
+        self._ingestor = Ingestor(
+            self.bus, self.sessions, lambda: self.directory, clock=lambda: self.clock()
+        )
         self.hub = Hub(
             lambda: self.live,
             lambda: self.directory,
@@ -181,7 +223,13 @@ class Services:
             tz=self.tz,
             clock=self.clock,
             refresh_s=self.settings.wall_refresh_s,
+            health=self.pipeline_health,
         )
+        self.metrics = Metrics(self.pipeline_health, lambda: self.hub.open_streams)
+
+    def pipeline_health(self) -> PipelineHealth | None:
+        """The projector's health; None until it runs."""
+        return self.projector.health() if self.projector is not None else None
 
     def open_now(self, node_id: int) -> int:
         """Open cases of a node right now, from live state."""
@@ -209,17 +257,19 @@ class Services:
     async def start(self) -> None:
         tune_gc()
         await asyncio.to_thread(self.load)
-        loop = ProjectorLoop(
+        self.projector = ProjectorLoop(
             self.bus,
             self.sessions,
             lambda: self.directory,
             self.live,
             self.tz,
             on_projection=self.hub.on_projection,
+            sole_consumer=isinstance(self.bus, SqlBus),
         )
-        self.tasks.append(asyncio.create_task(loop.run(), name="gridcc-projector"))
+        self.tasks.append(asyncio.create_task(self.projector.run(), name="gridcc-projector"))
         self.tasks.append(asyncio.create_task(self.hub.run(), name="gridcc-hub"))
         self.tasks.append(asyncio.create_task(self.hub.run_refreshes(), name="gridcc-refresh"))
+        self.tasks.append(asyncio.create_task(self.hub.run_status(), name="gridcc-status"))
         simulate = self.settings.simulate or self.settings.simulate_rate > 0
         if simulate and self.directory.root_id is not None:
             simulator = await asyncio.to_thread(self._simulator)
@@ -240,7 +290,7 @@ class Services:
 
         async def publish(raw: list[dict[str, Any]]) -> None:
             # The same path as real feeds: validation, resolution, bus.
-            valid = await asyncio.to_thread(ingestor.validate, raw)
+            valid = await run_ingest(ingestor.validate, raw)
             await ingestor.publish(valid.events)
 
         return LiveSimulator(
@@ -308,6 +358,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Dash's FastAPI backend sets itself up (assets, scripts) on the first request for "/" or
         # "/_dash-*" only: a fresh process's first "/wall" would be served without assets/.
         server.state.dash._setup_server()
+        tune_gil()  # renders must hand the GIL back to ingest and the loop soon
         await services.start()
         try:
             yield
@@ -319,11 +370,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     server.mount("/vendor/bootstrap", StaticFiles(directory=BOOTSTRAP_DIR), name="bootstrap")
     serve_api_docs(server, "/api/docs")
 
+    for error in UNAVAILABLE_ERRORS:  # Redis or the database down: 503 + Retry-After, not 500
+        server.add_exception_handler(error, unavailable_handler)
+
     @server.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """The process is alive (nothing else is asked: a restart would not help the rest)."""
         return {"status": "ok"}
 
-    server.include_router(ingest_router(services.ingestor, settings.api_keys))
+    store_probe = StoreProbe(services.engine)
+    limits = ReadyLimits(settings.ready_max_lag_s, settings.ready_max_stalled_s)
+
+    @server.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        """Ready for traffic: the store and the bus answer, the projector is within its limits."""
+        ready, body = await readiness(
+            store_probe, services.redis, services.pipeline_health(), limits
+        )
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @server.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(services.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    server.include_router(
+        ingest_router(services.ingestor, settings.api_keys, services.metrics.count_ingest)
+    )
+    server.include_router(
+        dead_letters_router(services.sessions, lambda: services.bus, settings.api_keys)
+    )
     server.include_router(
         alarm_router(
             ingestor=services.ingestor,
@@ -343,5 +418,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     server.state.dash = create_dash(server, services)
+    render_limits = RenderLimits(
+        settings.render_rate, settings.render_burst, settings.render_concurrency
+    )
+    # Outside Dash's middleware, which reads every callback body before the route runs.
+    server.add_middleware(RenderGate, limits=render_limits)
+    # Outside the render gate: a callback's body is read and checked before a slot is taken.
+    server.add_middleware(DashGuard, dash_app=server.state.dash)
+    server.add_middleware(PagesOnly, pages=("/", *pages.WALL_PATHS))  # other paths: 404
     server.add_middleware(HeadAsGet)  # `HEAD` wherever `GET` is, Dash's routes included
     return server

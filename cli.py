@@ -18,6 +18,13 @@ from sqlalchemy import Engine, func, select
 
 from app import Services, Settings, create_app, utc_now
 from data_sources import db
+from data_sources.dead_letters import (
+    DeadLetter,
+    count_dead_letters,
+    drop_dead_letters,
+    list_dead_letters,
+    retry_dead_letters,
+)
 from data_sources.schema import NodeRow
 from data_sources.seed.city import SeedReport, seed_city
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
@@ -26,6 +33,8 @@ from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 cli = typer.Typer(help="gridcc: real-time command-centre dashboard for grid governance.")
 db_cli = typer.Typer(help="Database schema.")
 cli.add_typer(db_cli, name="db")
+dead_letters_cli = typer.Typer(help="Events the projector could not apply (dead letters).")
+cli.add_typer(dead_letters_cli, name="dead-letters")
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
@@ -225,6 +234,90 @@ def simulate(
     typer.echo(f"simulating {load} (speed ×{speed:g}) into {url}  (Ctrl+C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(simulator.run())
+
+
+DeadLetterIds = Annotated[list[int], typer.Argument(help="Ids from `gridcc dead-letters list`.")]
+
+
+@dead_letters_cli.command("list")
+def dead_letters_list(
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many, oldest first.")] = 100,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Dead letters: id, event id, kind, attempts, when it failed (UTC) and the error."""
+    services = Services.create(_settings(database_url))
+    try:
+        with services.sessions() as session:
+            total = count_dead_letters(session=session)
+            letters = list_dead_letters(session=session, limit=limit)
+    finally:
+        services.engine.dispose()
+    if not letters:
+        typer.echo("no dead letters")
+        return
+    typer.echo(
+        f"{'id':>6}  {'event id':<34} {'kind':<18} {'tries':>5}  {'failed at (UTC)':<19}  error"
+    )
+    for letter in letters:
+        typer.echo(_dead_letter_line(letter))
+    if total > len(letters):
+        typer.echo(f"… {total - len(letters):,} more (--limit)")
+
+
+def _dead_letter_line(letter: DeadLetter) -> str:
+    error = letter.error.splitlines()[0] if letter.error else ""
+    return (
+        f"{letter.id:>6}  {letter.event_id or '-':<34} {letter.kind or '-':<18} "
+        f"{letter.attempts:>5}  {letter.failed_at:%Y-%m-%d %H:%M:%S}  {error[:120]}"
+    )
+
+
+@dead_letters_cli.command("retry")
+def dead_letters_retry(
+    ids: Annotated[
+        list[int] | None, typer.Argument(help="Ids to retry.", show_default=False)
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Republish dead letters (after a fix) to the server's bus: Redis with GRIDCC_REDIS_URL, else
+    the database's own bus table; the projector applies them and they leave the list."""
+    if bool(ids) == all_:
+        typer.echo("give dead-letter ids or --all", err=True)
+        raise typer.Exit(2)
+    services = Services.create(_settings(database_url))
+
+    async def retry() -> list[DeadLetter]:
+        try:
+            return await retry_dead_letters(
+                sessions=services.sessions, bus=services.bus, ids=None if all_ else ids
+            )
+        finally:
+            await services.bus.aclose()
+            if services.redis is not None:
+                await services.redis.aclose()
+
+    try:
+        retried = asyncio.run(retry())
+    finally:
+        services.engine.dispose()
+    typer.echo(f"retried {len(retried):,}: " + " ".join(str(letter.id) for letter in retried))
+    missing = sorted(set(ids or ()) - {letter.id for letter in retried})
+    if missing:
+        typer.echo(f"no dead letters with ids {' '.join(map(str, missing))}", err=True)
+        raise typer.Exit(1)
+
+
+@dead_letters_cli.command("drop")
+def dead_letters_drop(ids: DeadLetterIds, database_url: DatabaseUrl = None) -> None:
+    """Delete dead letters for good (their events are never applied)."""
+    services = Services.create(_settings(database_url))
+    try:
+        with services.sessions() as session, session.begin():
+            dropped = drop_dead_letters(session=session, ids=ids)
+    finally:
+        services.engine.dispose()
+    typer.echo(f"dropped {dropped:,} of {len(ids):,}")
 
 
 def _post_events(url: str, api_key: str, raw: list[dict[str, Any]]) -> None:

@@ -9,6 +9,11 @@
  *   heartbeat); stale (● 数据已过期 自 hh:mm:ss: the stream failed, or no message and no ping for two
  *   heartbeats): the last numbers are kept (dimmed by the page's CSS) and the stream is reopened.
  *   The state's class suffix is "live", "delayed" or "offline" (kept for the pages' CSS).
+ * - Heartbeats are not freshness: the server also says how the pipeline behind the stream is (a
+ *   `status` event when it changes, `pipeline` in every snapshot and ping: data_sources/health.py).
+ *   Behind (its data arrive late) shows as delayed with its lag; stalled (nothing is applied, e.g.
+ *   Redis is down) as stale since the time its data were last current — the same look as a
+ *   dropped stream, though the stream itself is fine.
  * - Delay is measured without trusting the two clocks to agree: every message carries `at`, the
  *   server's ms when its data were current; (arrival − at) minus its minimum over the last few
  *   minutes is how late the data are (the minimum is a lower bound of the clock offset + network).
@@ -39,6 +44,9 @@
   var reconnectMaxMs = 5000; // the server's `reconnect_max`: recovery stays quick after long outages
   var reopenTimer = null;
   var offlineSince = null;
+  // The pipeline behind the stream, as the server last said: {state: live|behind|stalled, lag
+  // (s), since (server ms its data were last current, when stalled)}.
+  var pipeline = { state: "live", lag: 0, since: null };
   var DELAYED_MS = 5000;
   var SKEW_WINDOW_MS = 120000;
   var skew = { now: null, previous: null, since: 0 }; // min(arrival − at) in this and the last window
@@ -124,7 +132,7 @@
     return Number(n).toLocaleString("en-US");
   }
 
-  function badge(state, delaySeconds) {
+  function badge(state, delaySeconds, since) {
     var view = activeView();
     if (view === null) return;
     var en = lang() === "en";
@@ -137,7 +145,8 @@
       // In the command centre's time, as the page's clock (data-tz), not the screen's.
       var clock = document.querySelector("[data-tz]");
       var tz = clock ? clock.getAttribute("data-tz") || undefined : undefined;
-      var t = offlineSince ? offlineSince.toLocaleTimeString("en-GB", { timeZone: tz, hourCycle: "h23" }) : "";
+      var when = since || offlineSince;
+      var t = when ? when.toLocaleTimeString("en-GB", { timeZone: tz, hourCycle: "h23" }) : "";
       text = (en ? "● Stale since " : "● 数据已过期 自 ") + t;
     }
     var className = view.badgeClass + " " + view.badgeClass + "-" + state;
@@ -172,11 +181,17 @@
     return Date.now() - clockOffsetMs;
   }
 
-  // Live or delayed (the stream is up): from the last message's lag and the silence since it.
+  // Live, delayed or stalled (the stream is up): from the pipeline's state, the last message's lag
+  // and the silence since it.
   function showFreshness() {
     if (offlineSince !== null || !heard) return; // stale, or nothing to say yet
+    if (pipeline.state === "stalled") {
+      badge("offline", 0, new Date(pipeline.since || serverNow()));
+      return;
+    }
     var silence = Date.now() - lastMessage - heartbeatMs;
-    var late = Math.max(lagMs > DELAYED_MS ? lagMs : 0, silence > 1000 ? silence : 0);
+    var behind = pipeline.state === "behind" ? Math.max(pipeline.lag * 1000, DELAYED_MS + 1) : 0;
+    var late = Math.max(lagMs > DELAYED_MS ? lagMs : 0, silence > 1000 ? silence : 0, behind);
     if (late > 0) badge("delayed", Math.round(late / 1000));
     else badge("live");
   }
@@ -296,6 +311,7 @@
   function onMessage(event) {
     var msg = JSON.parse(event.data);
     if (typeof msg.at === "number") measureLag(msg.at);
+    if (msg.pipeline) pipeline = msg.pipeline;
     markLive();
     if (msg.build && pageBuild() !== null && msg.build !== pageBuild()) {
       window.location.reload(); // a new build is serving: load its page
@@ -325,6 +341,14 @@
     remember(msg.figures, true);
     view.refresh(msg);
     reapply();
+  }
+
+  // The pipeline's state changed (server-side, checked every second): say so at once.
+  function onStatus(event) {
+    var msg = JSON.parse(event.data);
+    if (typeof msg.at === "number") measureLag(msg.at);
+    pipeline = msg;
+    markLive();
   }
 
   function close() {
@@ -357,6 +381,7 @@
       source.addEventListener(name, onMessage);
     });
     source.addEventListener("refresh", onRefresh);
+    source.addEventListener("status", onStatus);
     source.onerror = function () {
       markOffline();
       if (source && source.readyState === EventSource.CLOSED) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
@@ -22,9 +23,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def parse_search(search: str | None, default_lang: Lang) -> tuple[str | None, Lang]:
-    """(scope code, language) from a query string like "?scope=530103&lang=en"."""
-    query = parse_qs((search or "").lstrip("?"))
+def parse_search(search: object, default_lang: Lang) -> tuple[str | None, Lang]:
+    """(scope code, language) from a query string like "?scope=530103&lang=en" (anything but a
+    string, as a forged callback body may send, is no query)."""
+    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "")
     scope = query.get("scope", [None])[0]
     lang = query.get("lang", [default_lang])[0]
     return scope, lang if lang in LANGS else default_lang
@@ -34,14 +36,19 @@ def register(app: Dash, services: Services) -> None:
     settings = services.settings
 
     def load(scope: str | None) -> Overview | None:
-        with services.sessions() as session:
-            return load_overview(
-                session=session,
-                code=scope,
-                now=services.clock(),
-                window_days=settings.kpi_window_days,
-                open_now=services.open_now,
-            )
+        """The overview's figures from SQL (a render's cost, timed for /metrics)."""
+        started = time.perf_counter()
+        try:
+            with services.sessions() as session:
+                return load_overview(
+                    session=session,
+                    code=scope,
+                    now=services.clock(),
+                    window_days=settings.kpi_window_days,
+                    open_now=services.open_now,
+                )
+        finally:
+            services.metrics.observe_render("overview", time.perf_counter() - started)
 
     @app.callback(
         Output(ids.Overview.CONTENT, "children"),
@@ -52,7 +59,7 @@ def register(app: Dash, services: Services) -> None:
         # The page's stream came back after a gap it could not replay (assets/live.js).
         Input(ids.Overview.RESYNC, "data"),
     )
-    async def render(search: str | None, _resync: Any = None) -> tuple[Component, str, str, str]:
+    async def render(search: object, _resync: Any = None) -> tuple[Component, str, str, str]:
         scope, lang = parse_search(search, settings.default_lang)
         other = "en" if lang == "zh" else "zh"
         switch = "/?" + urlencode({k: v for k, v in (("scope", scope), ("lang", other)) if v})

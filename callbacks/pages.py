@@ -20,9 +20,9 @@ def register(app: Dash, services: Services) -> None:
     tile_url, tz = services.settings.tile_url, services.settings.timezone
 
     @app.callback(Output(ids.App.PAGE, "children"), Input(ids.App.URL, "pathname"))
-    def route(pathname: str | None) -> Component | Any:
-        if pathname is None:
-            return no_update  # the location has not read the browser's URL yet
+    def route(pathname: object) -> Component | Any:
+        if not isinstance(pathname, str):  # None: the location has not read the browser's URL yet
+            return no_update
         if page_of(pathname) == "wall":
             return wall_layout.page(tile_url, tz)
         return overview_layout.page()

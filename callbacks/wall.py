@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +17,7 @@ from plotly.io.json import to_json_plotly
 from sqlalchemy.exc import SQLAlchemyError
 
 from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
+from data_sources.events import ID_PATTERN
 from data_sources.ingest import IngestError
 from data_sources.model import AlarmType, Level, Node
 from data_sources.wall import WallFigures, load_wall, map_areas, on_duty
@@ -61,9 +63,12 @@ OUTPUTS = {
 REFRESHED = ("kpis", "funnel", "categories", "trend", "channels", "ranking", "alarms", "feed")
 
 
-def parse_wall_search(search: str | None, default_lang: Lang) -> tuple[str | None, Lang, str]:
-    """(scope code, language, fit) from a query string like "?scope=530103&lang=en&fit=fill"."""
-    query = parse_qs((search or "").lstrip("?"))
+def parse_wall_search(search: object, default_lang: Lang) -> tuple[str | None, Lang, str]:
+    """(scope code, language, fit) from a query string like "?scope=530103&lang=en&fit=fill".
+
+    `search` comes from the request's JSON: anything that is not a string is no query at all.
+    """
+    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "")
     scope = query.get("scope", [None])[0]
     lang = query.get("lang", [default_lang])[0]
     fit = query.get("fit", [layout.DEFAULT_FIT])[0]
@@ -74,10 +79,15 @@ def parse_wall_search(search: str | None, default_lang: Lang) -> tuple[str | Non
     )
 
 
-def parse_rotate(search: str | None) -> int | None:
-    """The carousel's period in seconds from "?rotate=60", or None (absent, not a positive integer)."""
-    value = parse_qs((search or "").lstrip("?")).get("rotate", [""])[0]
-    return int(value) if value.isdigit() and int(value) > 0 else None
+def parse_rotate(search: object) -> int | None:
+    """The carousel's period in seconds from "?rotate=60", or None (absent, not a positive integer).
+
+    Only ASCII digits, at most 9: `str.isdigit` accepts "²³", which `int` refuses (a 500).
+    """
+    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "")
+    value = query.get("rotate", [""])[0]
+    ok = value.isascii() and value.isdigit() and len(value) <= 9
+    return int(value) if ok and int(value) > 0 else None
 
 
 def regions(
@@ -167,16 +177,21 @@ def register(app: Dash, services: Services) -> None:
         return found
 
     def load(scope: str | None) -> WallFigures | None:
-        with services.sessions() as session:
-            return load_wall(
-                session=session,
-                code=scope,
-                now=services.clock(),
-                tz=services.tz,
-                window_days=settings.kpi_window_days,
-                open_now=services.open_now,
-                areas=areas,
-            )
+        """The wall's figures from SQL (a render's or a refresh's cost, timed for /metrics)."""
+        started = time.perf_counter()
+        try:
+            with services.sessions() as session:
+                return load_wall(
+                    session=session,
+                    code=scope,
+                    now=services.clock(),
+                    tz=services.tz,
+                    window_days=settings.kpi_window_days,
+                    open_now=services.open_now,
+                    areas=areas,
+                )
+        finally:
+            services.metrics.observe_render("wall", time.perf_counter() - started)
 
     def stay(notice: Any) -> dict[str, Any]:
         """Keep the last frame; show why over it."""
@@ -237,9 +252,9 @@ def register(app: Dash, services: Services) -> None:
         # `resync`: the page's stream came back after a gap it could not replay (assets/wall.js).
         inputs={"search": Input(W.URL, "search"), "resync": Input(W.RESYNC, "data")},
     )
-    async def render(search: str | None, resync: Any = None) -> dict[str, Any]:  # noqa: ARG001
-        if search is None:
-            return stay(no_update)  # the location has not read the browser's URL yet
+    async def render(search: object, resync: Any = None) -> dict[str, Any]:  # noqa: ARG001
+        if not isinstance(search, str):  # None: the location has not read the browser's URL yet
+            return stay(no_update)
         scope, lang, fit = parse_wall_search(search, settings.default_lang)
         places = services.directory
         if scope is not None and places.root_id is not None and scope not in places.nodes:
@@ -262,16 +277,22 @@ def register(app: Dash, services: Services) -> None:
         State(W.URL, "search"),
         prevent_initial_call=True,
     )
-    async def act(request: dict[str, Any] | None, search: str | None) -> Any:
-        """A ticker button: acknowledge the alarm (and open its case) as the duty officer."""
+    async def act(request: object, search: object) -> Any:
+        """A ticker button: acknowledge the alarm (and open its case) as the duty officer.
+
+        `request` is whatever the callback's body says (assets/wall.js sends {alarm, case,
+        nonce}): anything else, or an id no alarm can have, changes nothing (not a 500).
+        """
         _scope, lang, _fit = parse_wall_search(search, settings.default_lang)
         if not settings.wall_actions:  # no buttons were drawn: a forged request
             log.warning("wall action refused: GRIDCC_WALL_ACTIONS is off")
             return no_update
-        alarm_id = (request or {}).get("alarm")
-        if not isinstance(alarm_id, str) or not alarm_id:
+        if not isinstance(request, dict):
             return no_update
-        nonce = str((request or {}).get("nonce", ""))
+        alarm_id = request.get("alarm")
+        if not isinstance(alarm_id, str) or not re.fullmatch(ID_PATTERN, alarm_id):
+            return no_update
+        nonce = str(request.get("nonce", ""))[:64]
         try:
             result = await act_on_alarm(
                 ingestor=services.ingestor(),
@@ -279,7 +300,7 @@ def register(app: Dash, services: Services) -> None:
                 directory=services.directory,
                 alarm_id=alarm_id,
                 actor=settings.duty_officer,
-                create_case=bool((request or {}).get("case")),
+                create_case=request.get("case") is True,
                 now=services.clock(),
             )
         except AlarmActionError as exc:

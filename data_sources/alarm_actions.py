@@ -10,19 +10,23 @@ applied once by the idempotent projector.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Header, HTTPException, Path, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.api_schema import error_responses, json_body
+from data_sources.body import request_json
+from data_sources.capacity import run_ingest
 from data_sources.directory import Directory
+from data_sources.events import ID_PATTERN
 from data_sources.ingest import IngestError, Ingestor, source_of
 from data_sources.model import AlarmStatus, AlarmType, Category, Channel
 from data_sources.schema import AlarmRow, CameraRow, CaseRow
@@ -211,7 +215,8 @@ async def act_on_alarm(
                 return [], plan
             raise
 
-    events, plan = await asyncio.to_thread(prepare)  # SQL: keep it off the event loop
+    # SQL: off the event loop, in ingest's own pool (never queued behind page renders)
+    events, plan = await run_ingest(prepare)
     if events:
         await ingestor.publish(events)
     published = [e.id for e in events]
@@ -224,6 +229,10 @@ async def act_on_alarm(
         plan.type,
         plan.place,
     )
+
+
+#: An acknowledgement's body is two small fields: anything near this is not one.
+ACK_MAX_BODY_BYTES = 16_384
 
 
 class AcknowledgeRequest(BaseModel):
@@ -245,15 +254,29 @@ def alarm_router(
     """`POST /api/v1/alarms/{alarm_id}/acknowledge`, authenticated by the same API keys as ingest."""
     router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
-    @router.post("/alarms/{alarm_id}/acknowledge")
+    # The body is read by the handler (byte and depth limits, body.py), so its schema is declared.
+    @router.post(
+        "/alarms/{alarm_id}/acknowledge",
+        openapi_extra=json_body(AcknowledgeRequest.model_json_schema(), required=False),
+        responses=error_responses(400, 401, 404, 409, 413, 422, 503),
+    )
     async def acknowledge(
-        alarm_id: str,
-        body: AcknowledgeRequest | None = None,
+        http: Request,
+        # An alarm's id is a source id (events.ID_PATTERN): anything else is no alarm, and a NUL
+        # in it would reach PostgreSQL, which refuses it with an error instead of "not found".
+        alarm_id: Annotated[str, Path(pattern=ID_PATTERN, max_length=64)],
         x_api_key: str | None = Header(default=None),
     ) -> dict[str, Any]:
         """Acknowledge an alarm and, with `create_case`, open a video case for it. Idempotent."""
         source = source_of(x_api_key, api_keys)
-        request = body or AcknowledgeRequest()
+        raw = await request_json(http, ACK_MAX_BODY_BYTES, empty=None)
+        try:
+            request = AcknowledgeRequest.model_validate({} if raw is None else raw)
+        except ValidationError as exc:  # FastAPI's own 422, as when it read the body itself
+            errors = exc.errors(include_url=False)
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from None
         try:
             result = await act_on_alarm(
                 ingestor=ingestor(),

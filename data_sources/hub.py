@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
@@ -23,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from data_sources.directory import Directory
+from data_sources.health import PipelineHealthLike, PipelineState, pipeline_status
 from data_sources.live import LiveState
 from data_sources.model import FACT_LEVELS, CaseStatus, Level
 from data_sources.projector import Projection
@@ -44,6 +46,9 @@ REFRESH_S = 30.0
 #: A view's refresh of one scope in one language: (node id, lang) → the `refresh` event's data
 #: (JSON), for every page that watches it; None when there is nothing to send.
 Refresher = Callable[[int, str], Awaitable[str | None]]
+#: How often the projector's health is looked at: a page learns of a stall within ~1–2 s, not at
+#: the next 15 s heartbeat.
+STATUS_EVERY_S = 1.0
 #: Where a grid's id sits in a path of node ids (district, street, community, grid, building).
 GRID_AT = FACT_LEVELS.index(Level.GRID)
 
@@ -116,6 +121,14 @@ class Hub:
     #: When each watched (node, view, lang) is due for its next refresh (monotonic seconds).
     _refresh_due: dict[tuple[int, str, str], float] = field(default_factory=dict)
     refreshes: int = 0
+    #: The projector's health (None: no projector to ask); its state goes to every stream.
+    health: Callable[[], PipelineHealthLike | None] | None = None
+    #: The pipeline's status as the pages last heard it (`health.pipeline_status`): in every
+    #: snapshot and ping, and pushed as a `status` event to every stream when it changes.
+    pipeline: dict[str, Any] = field(
+        default_factory=lambda: {"state": PipelineState.LIVE.value, "lag": 0, "since": None}
+    )
+    status_every_s: float = STATUS_EVERY_S
 
     # -------------------------------------------------------------- intake (projector side)
 
@@ -281,6 +294,36 @@ class Hub:
                     self._deliver(sub, message)
         return done
 
+    async def run_status(self) -> None:
+        """Look at the projector's health every `status_every_s` and tell every page at once
+        when its state changes (a stall must not wait for the next heartbeat)."""
+        while True:
+            await asyncio.sleep(self.status_every_s)
+            try:
+                self.check_status()
+            except Exception:  # a failing health() must not stop the pages' status for good
+                log.exception("pipeline status check failed")
+
+    def check_status(self, now_ms: int = 0) -> bool:
+        """Push a `status` event to every stream when the pipeline's state (or, while it is not
+        live, its whole seconds of lag) changed; whether it did."""
+        health = self.health() if self.health is not None else None
+        status = pipeline_status(health, self.pipeline, now_ms)
+        if status == self.pipeline:
+            return False
+        self.pipeline = status
+        # One encoding for every page (like a refresh); `at` stamps it as any message is.
+        body = json.dumps({**status, "at": now_ms or int(time.time() * 1000)})
+        message = {"status": f"event: status\ndata: {body}\n\n".encode()}
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                self._deliver(sub, message)
+        return True
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(subs) for subs in self._subs.values())
+
     def forget_unwatched(self, now: float | None = None) -> None:
         """Stop tracking nodes nobody has watched for `UNWATCHED_S`: bounded memory and tick cost
         however many nodes have ever been browsed."""
@@ -364,9 +407,15 @@ class Hub:
 
     def resume_point(self, event_id: str | None) -> int | None:
         """The delta id a page says it has (`Last-Event-ID`), or None when it has none of this
-        life (fresh, from before a restart, or not ours): then it gets a snapshot."""
+        life (fresh, from before a restart, or not ours): then it gets a snapshot.
+
+        Never raises, whatever a client sends: `str.isdigit` accepts "²³" and `int` refuses
+        more than 4,300 digits, so only up to 18 ASCII digits (an int64) are read as a number.
+        """
         life, _, number = (event_id or "").rpartition("-")
-        return int(number) if life == self.life and number.isdigit() else None
+        if life != self.life or not (number.isascii() and number.isdigit()) or len(number) > 18:
+            return None
+        return int(number)
 
     @property
     def last_id(self) -> int:

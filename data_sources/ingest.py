@@ -8,21 +8,23 @@ projector is idempotent as well, so a duplicate that slips past this check is st
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from data_sources.bulk import select_in
+from data_sources.api_schema import error_responses, events_body_schema, json_body
+from data_sources.body import request_json
+from data_sources.bulk import IN_CHUNK
 from data_sources.bus import Bus
+from data_sources.capacity import run_ingest
 from data_sources.directory import Directory, Place
 from data_sources.events import (
     EVENT_KINDS,
@@ -32,12 +34,17 @@ from data_sources.events import (
     EventAdapter,
     WorkerPosition,
     encode,
+    ingest_context,
 )
-from data_sources.schema import AlarmEventRow, CaseEventRow, PositionRow
+from data_sources.schema import AlarmEventRow, BusEntryRow, CaseEventRow, PositionRow
 
 MAX_BATCH = 1_000
 MAX_BODY_BYTES = 2_000_000
 RECENT_IDS = 500_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class IngestError(Exception):
@@ -58,8 +65,9 @@ _ID_COLUMNS: dict[str, Any] = {
 
 
 def _place_of(item: Any, directory: Directory) -> Place | None:
+    # The code exactly as sent: "530126…\n" is not a node (the model refuses it by name).
     node = item.get("node") if isinstance(item, dict) else None
-    return directory.nodes.get(node.strip()) if isinstance(node, str) else None
+    return directory.nodes.get(node) if isinstance(node, str) else None
 
 
 def _error(index: int | None, field_: str, reason: str) -> dict[str, Any]:
@@ -74,8 +82,17 @@ def _pydantic_errors(index: int, exc: ValidationError) -> list[dict[str, Any]]:
             continue
         # Drop the union member's tag that pydantic puts first in the location.
         loc = [str(p) for p in e["loc"] if p not in EVENT_KINDS]
-        errors.append(_error(index, ".".join(loc) or "(event)", e["msg"]))
+        reason = e["msg"]
+        if e["type"] not in _SAYS_ITS_INPUT and isinstance(e["input"], _SCALARS):
+            # "Input should be a valid number" says little without the "102.68" that was sent.
+            reason += f", not {type(e['input']).__name__} {repr(e['input'])[:64]}"
+        errors.append(_error(index, ".".join(loc) or "(event)", reason))
     return errors
+
+
+#: Error types whose message already quotes the input (events.py's own).
+_SAYS_ITS_INPUT = frozenset({"ts_format", "ts_type", "ts_future", "ts_past", "ts_era", "int_type"})
+_SCALARS = (str, int, float, bool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +111,8 @@ class Ingestor:
     sessions: sessionmaker[Session]
     directory: Callable[[], Directory]
     max_batch: int = MAX_BATCH
+    #: Now as naive UTC (like `app.utc_now`): the window `ts` must fall in (events.MAX_AHEAD/MAX_AGE).
+    clock: Callable[[], datetime] = field(default=_utc_now)
     _recent: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def validate(self, raw: Sequence[Any]) -> Validated:
@@ -109,6 +128,7 @@ class Ingestor:
             reason = f"batch of {len(raw)} events is over the limit of {self.max_batch}"
             raise IngestError(413, [_error(None, "(body)", reason)])
         directory = self.directory()
+        context = ingest_context(self.clock())  # one clock reading for the whole request
         errors: list[dict[str, Any]] = []
         events: list[tuple[int, Event]] = []
         for index, item in enumerate(raw):
@@ -119,7 +139,7 @@ class Ingestor:
             if place is not None:  # resolved now: cheaper than copying the event afterwards
                 item = {**item, "path": place.path}
             try:
-                event = EventAdapter.validate_python(item)
+                event = EventAdapter.validate_python(item, context=context)
             except ValidationError as exc:
                 errors += _pydantic_errors(index, exc)
                 continue
@@ -173,16 +193,23 @@ class Ingestor:
         ]
 
     def _stored_ids(self, events: list[Event]) -> set[str]:
-        """Ids of `events` already in the store, each looked up in its kind's table."""
-        by_column: dict[Any, list[str]] = {}
-        for event in events:
-            by_column.setdefault(_ID_COLUMNS[event.kind.partition(".")[0]], []).append(event.id)
+        """Ids of `events` already accepted: projected (each looked up in its kind's table) or
+        published and maybe not yet projected (`bus_entries`, the SQL bus: a re-send after a crash
+        that came before the projector). One UNION ALL of index lookups per chunk of ids."""
         found: set[str] = set()
-        if not by_column:
-            return found
         with self.sessions() as session:
-            for column, ids in by_column.items():
-                found.update(row[0] for row in select_in(session, select(column), column, ids))
+            for start in range(0, len(events), IN_CHUNK):
+                chunk = events[start : start + IN_CHUNK]
+                by_column: dict[Any, list[str]] = {}
+                for event in chunk:
+                    family = _ID_COLUMNS[event.kind.partition(".")[0]]
+                    by_column.setdefault(family, []).append(event.id)
+                on_bus = BusEntryRow.event_id
+                lookups = [
+                    select(column).where(column.in_(ids)) for column, ids in by_column.items()
+                ]
+                lookups.append(select(on_bus).where(on_bus.in_([e.id for e in chunk])))
+                found.update(session.scalars(union_all(*lookups)))
         return found
 
     async def publish(self, events: Sequence[Event]) -> list[str]:
@@ -206,31 +233,49 @@ def source_of(key: str | None, api_keys: dict[str, str]) -> str:
     raise HTTPException(401, "invalid API key")
 
 
-def ingest_router(ingestor: Callable[[], Ingestor], api_keys: dict[str, str]) -> APIRouter:
-    """Routes under /api/v1; `api_keys` maps each source's name to its key."""
+#: Counts a request's events by source and outcome ("accepted", "rejected", "duplicate").
+CountIngest = Callable[[str, Literal["accepted", "rejected", "duplicate"], int], None]
+
+
+def _count_nothing(_source: str, _outcome: str, _n: int) -> None:
+    pass
+
+
+def ingest_router(
+    ingestor: Callable[[], Ingestor],
+    api_keys: dict[str, str],
+    count: CountIngest = _count_nothing,
+) -> APIRouter:
+    """Routes under /api/v1; `api_keys` maps each source's name to its key; `count` is told
+    every request's outcome (the metrics)."""
     router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
-    @router.post("/events", status_code=status.HTTP_202_ACCEPTED)
+    # The handler reads the body itself (limits, and errors as {index, field, reason}), so its
+    # schema is declared: the OpenAPI description says what to send, Schemathesis sends it.
+    @router.post(
+        "/events",
+        status_code=status.HTTP_202_ACCEPTED,
+        openapi_extra=json_body(events_body_schema(MAX_BATCH)),
+        responses=error_responses(400, 401, 409, 413, 422, 503, problems=(409, 422)),
+    )
     async def post_events(
         request: Request, x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
         """Accept one event or a JSON array of up to 1,000 events."""
         source = source_of(x_api_key, api_keys)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            raise HTTPException(413, f"body of {len(body)} bytes is over {MAX_BODY_BYTES}")
-        try:
-            data = json.loads(body)
-        except ValueError as exc:
-            raise HTTPException(400, f"body is not valid JSON: {exc}") from None
+        # Refused while it streams (413 past MAX_BODY_BYTES), nested too deep or not UTF-8 (400).
+        data = await request_json(request, MAX_BODY_BYTES)
         raw = data if isinstance(data, list) else [data]
         service = ingestor()
         try:
             # Validation looks up ids in SQL: keep it off the event loop.
-            valid = await asyncio.to_thread(service.validate, raw)
+            valid = await run_ingest(service.validate, raw)
         except IngestError as exc:
+            count(source, "duplicate" if exc.status_code == 409 else "rejected", len(raw))
             raise HTTPException(exc.status_code, exc.errors) from None
         positions = await service.publish(valid.events)
+        count(source, "accepted", len(valid.events))
+        count(source, "duplicate", len(valid.duplicates))
         return {
             "accepted": len(valid.events),
             "source": source,

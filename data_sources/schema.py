@@ -258,7 +258,8 @@ class BusPendingRow(Base):
 
     __tablename__ = "bus_pending"
 
-    group: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Not "group": a reserved word in SQL, which every hand-written query would have to quote.
+    consumer_group: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     consumer: Mapped[str] = mapped_column(String(128))
     delivered_at: Mapped[Ts]

@@ -8,12 +8,15 @@ where it was with `last=<id>` in the query: a new EventSource sends no `Last-Eve
 `lang`, a `refresh` event whenever the hub recomputes that view of the scope (every
 `Hub.refresh_s`: the figures of a window, which no delta carries; no `id:`, it is never replayed);
 a `ping` event every `heartbeat_s` so the page's watchdog can tell a quiet city from a dead
-connection. Every delta and snapshot carries `id:`
-("<the hub's life>-<n>": an id from before a restart gets a snapshot); every message carries `at`,
-the server's time in ms when its data were current, so the page can tell "arriving late" from
-"live". The first message also tells the page the heartbeat and the cap of its reconnect backoff
-(`reconnect_max`, seconds). A stream the hub cut off for being slow simply ends; the browser
-reconnects. An unknown scope is refused (404 "no such area"), never taken for the city.
+connection; a `status` event whenever the pipeline behind the stream changes state (live, behind,
+stalled: `health.pipeline_status`; a stream can ping while nothing is applied), which every
+snapshot and ping also carry as `pipeline`, so a page that (re)connects knows it at once. Every
+delta and snapshot carries `id:` ("<the hub's life>-<n>": an id from before a restart gets a
+snapshot); every message carries `at`, the server's time in ms when its data were current, so
+the page can tell "arriving late" from "live". The first message also tells the page the
+heartbeat and the cap of its reconnect backoff (`reconnect_max`, seconds). A stream the hub cut
+off for being slow simply ends; the browser reconnects. An unknown scope is refused (404 "no such
+area"), never taken for the city.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import StreamingResponse
 
+from data_sources.body import check_event_id
 from data_sources.directory import Directory
 from data_sources.hub import Hub
 
@@ -65,6 +69,7 @@ def live_router(
         place = places.nodes.get(scope if scope is not None else places.codes[places.root_id])
         if place is None:
             raise HTTPException(404, "no such area")
+        check_event_id(last_event_id or last)  # 400 for what is no event id at all
         resume = hub().resume_point(last_event_id or last)
         hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
         return StreamingResponse(
@@ -97,23 +102,26 @@ async def _events(
         yield f"retry: {retry_ms}\n\n"
         backlog = hub.since(node, resume) if resume is not None else None
         if backlog is None:
-            snapshot = {**hub.snapshot(node), **hello, "at": _now_ms()}
+            snapshot = {**hub.snapshot(node), **hello, "pipeline": hub.pipeline, "at": _now_ms()}
             yield sse("snapshot", snapshot, hub.event_id(hub.last_id))
         else:
             for delta in backlog:
                 yield sse("delta", delta, hub.event_id(delta["id"]))
             # The hello, and a current `at`: the backlog's own stamps are old by design.
-            yield sse("ping", {**hello, "at": _now_ms()})
+            yield sse("ping", {**hello, "pipeline": hub.pipeline, "at": _now_ms()})
         while True:
             try:
                 delta = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
             except TimeoutError:
-                yield sse("ping", {**hello, "at": _now_ms()})
+                yield sse("ping", {**hello, "pipeline": hub.pipeline, "at": _now_ms()})
                 continue
             if delta.get("cut"):
                 return
             if "refresh" in delta:  # the whole event, encoded once for all the scope's pages
                 yield delta["refresh"]
+                continue
+            if "status" in delta:  # the pipeline's new state, encoded once for every page
+                yield delta["status"]
                 continue
             yield sse("delta", delta, hub.event_id(delta["id"]))
     finally:

@@ -1,26 +1,36 @@
-"""The `Bus` contract, run against every implementation: in-process and on a real Redis."""
+"""The `Bus` contract, run against every implementation: in process, on a real Redis, and in SQL
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import Engine
 
+from data_sources import db
 from data_sources.bus import Bus, Delivery, parse_position
 from data_sources.bus.memory import MemoryBus
 from data_sources.bus.redis_streams import RedisStreamBus
+from data_sources.bus.sql import SqlBus
+from data_sources.schema import Base, BusEntryRow, BusGroupRow, BusPendingRow
 
 pytestmark = pytest.mark.anyio
 
 MakeBus = Callable[..., Bus]
+BUS_TABLES = [
+    Base.metadata.tables[row.__tablename__] for row in (BusEntryRow, BusGroupRow, BusPendingRow)
+]
 
 
 @pytest.fixture
@@ -32,26 +42,49 @@ def anyio_backend() -> str:
     params=[
         pytest.param("memory", id="memory"),
         pytest.param("redis", id="redis", marks=pytest.mark.redis),
+        pytest.param("sql-sqlite", id="sql-sqlite"),
+        pytest.param("sql-postgres", id="sql-postgres", marks=pytest.mark.postgres),
     ]
 )
 def backend(request: pytest.FixtureRequest) -> str:
-    """ "memory", or the URL of a flushed real Redis database."""
+    """The backend's name; the Redis one flushed and the PostgreSQL server reachable."""
     if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return "memory"
+        request.getfixturevalue("redis_url")
+    if request.param == "sql-postgres":
+        request.getfixturevalue("new_postgres_database")
+    return str(request.param)
 
 
 @pytest.fixture
-async def make_bus(backend: str) -> AsyncIterator[MakeBus]:
-    """Makes fresh buses on the backend (each on its own stream), closed at teardown."""
-    client = None if backend == "memory" else aioredis.Redis.from_url(backend)
+async def make_bus(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[MakeBus]:
+    """Makes fresh buses on the backend (each on its own stream or database), closed at teardown."""
+    client = (
+        aioredis.Redis.from_url(request.getfixturevalue("redis_url"))
+        if backend == "redis"
+        else None
+    )
     buses: list[Bus] = []
+    engines: list[Engine] = []
+
+    def sql_engine() -> Engine:
+        if backend == "sql-postgres":
+            url = request.getfixturevalue("new_postgres_database")()
+        else:
+            url = f"sqlite:///{tmp_path / f'bus{len(engines)}.db'}"
+        engine = db.make_engine(url)
+        Base.metadata.create_all(engine, tables=BUS_TABLES)
+        engines.append(engine)
+        return engine
 
     def make(maxlen: int = 1_000_000) -> Bus:
-        if client is None:
-            bus: Bus = MemoryBus(maxlen=maxlen)
+        if client is not None:
+            bus: Bus = RedisStreamBus(client, f"test:{uuid.uuid4().hex}", maxlen=maxlen)
+        elif backend.startswith("sql"):
+            bus = SqlBus(sql_engine(), maxlen=maxlen, poll_ms=50)
         else:
-            bus = RedisStreamBus(client, f"test:{uuid.uuid4().hex}", maxlen=maxlen)
+            bus = MemoryBus(maxlen=maxlen)
         buses.append(bus)
         return bus
 
@@ -62,6 +95,8 @@ async def make_bus(backend: str) -> AsyncIterator[MakeBus]:
             await bus.aclose()
         if client is not None:
             await client.aclose()
+        for engine in engines:
+            engine.dispose()
 
 
 @pytest.fixture
@@ -236,17 +271,52 @@ async def test_maxlen_bounds_the_log(make_bus: MakeBus) -> None:
     assert positions_of(kept) == published[-length:]
 
 
-async def test_trimmed_pending_entries_stay_pending_until_swept(make_bus: MakeBus) -> None:
+async def test_pending_entries_beyond_maxlen(make_bus: MakeBus, backend: str) -> None:
     bus = make_bus(maxlen=100)
     await bus.ensure_group("g")
-    await bus.publish(items(5))
+    first = await bus.publish(items(5))
     await bus.read("g", "a", count=5, block_ms=0)
     for _ in range(10):
         await bus.publish(items(100, "later"))
-    # As in Redis: the pending list still holds them, but there is nothing left to deliver.
     assert await bus.pending_count("g") == 5
-    assert await bus.claim_stale("g", "b", min_idle_ms=0, count=5) == []
+    claimed = await bus.claim_stale("g", "b", min_idle_ms=0, count=5)
+    if backend.startswith("sql"):
+        # The SQL bus is the outbox behind a 202: it never trims an entry still pending.
+        assert claimed == [Delivery(p, d, 2) for p, d in zip(first, items(5), strict=True)]
+        await bus.ack("g", first)
+    else:
+        # As in Redis: the pending list still holds them, but there is nothing left to deliver.
+        assert claimed == []
     assert await bus.pending_count("g") == 0
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["sql-sqlite", pytest.param("sql-postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+async def test_sql_bus_trims_only_what_every_group_is_done_with(make_bus: MakeBus) -> None:
+    """An entry not yet delivered to, or pending in, some group is kept whatever maxlen says."""
+    bus = make_bus(maxlen=100)
+    for group in ("fast", "slow"):
+        await bus.ensure_group(group)
+    published: list[str] = []
+    for batch in range(10):
+        published += await bus.publish(items(50, f"b{batch}-"))
+        fast = await bus.read("fast", "a", count=1_000, block_ms=0)
+        await bus.ack("fast", positions_of(fast))
+    assert await bus.length() == 500  # "slow" has read nothing yet
+    taken = await bus.read("slow", "a", count=450, block_ms=0)
+    await bus.ack("slow", positions_of(taken[:400]))
+    await bus.publish([b"nudge"])  # trimming runs on publish and on ack
+    # Everything up to the first entry still pending in "slow" may go, and down to maxlen only.
+    kept = await bus.read("slow", "a", count=1_000, block_ms=0)
+    assert positions_of(kept) == published[450:] + positions_of(kept)[-1:]
+    assert 100 <= await bus.length() <= 101
+    await bus.ack("slow", positions_of(taken[400:]) + positions_of(kept))
+    assert await bus.length() == 101
+    stale = await bus.claim_stale("slow", "b", min_idle_ms=0, count=1_000)
+    assert stale == []
 
 
 async def test_an_unknown_group_is_an_error(bus: Bus) -> None:
@@ -271,7 +341,7 @@ async def test_count_must_be_positive(bus: Bus) -> None:
         await bus.claim_stale("g", "a", min_idle_ms=0, count=0)
 
 
-# ---------------------------------------------------------------- properties (MemoryBus only)
+# ---------------------------------------------------------------- properties (MemoryBus, SqlBus)
 
 GROUPS = ("g1", "g2")
 CONSUMERS = ("a", "b", "c")
@@ -297,8 +367,7 @@ class GroupModel:
     deliveries: dict[str, int] = field(default_factory=dict)
 
 
-async def run_scenario(ops: list[Op]) -> None:
-    bus = MemoryBus()
+async def run_scenario(ops: list[Op], bus: Bus) -> None:
     published: dict[str, bytes] = {}
     model = {group: GroupModel() for group in GROUPS}
     for group in GROUPS:
@@ -336,4 +405,16 @@ async def run_scenario(ops: list[Op]) -> None:
 @settings(max_examples=50, deadline=None, database=None)
 @given(ops=OPS)
 def test_memory_bus_delivers_each_entry_once_per_group_until_acked(ops: list[Op]) -> None:
-    asyncio.run(run_scenario(ops))
+    asyncio.run(run_scenario(ops, MemoryBus()))
+
+
+@settings(max_examples=15, deadline=None, database=None)
+@given(ops=OPS)
+def test_sql_bus_delivers_each_entry_once_per_group_until_acked(ops: list[Op]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        engine = db.make_engine(f"sqlite:///{folder}/bus.db")
+        Base.metadata.create_all(engine, tables=BUS_TABLES)
+        try:
+            asyncio.run(run_scenario(ops, SqlBus(engine)))
+        finally:
+            engine.dispose()

@@ -155,7 +155,13 @@ def simulate_day(engine: Engine, seed: int) -> DemoDay:
     with Session(engine) as session:
         city, areas = _areas(session)
         # Ingest's duplicate check reads through the same connection: it sees this transaction.
-        ingestor = Ingestor(MemoryBus(), sessionmaker(bind=session.connection()), lambda: directory)
+        # The simulated day is the seed's: ingest's time window follows the simulated clock.
+        ingestor = Ingestor(
+            MemoryBus(),
+            sessionmaker(bind=session.connection()),
+            lambda: directory,
+            clock=lambda: now + timedelta(hours=1),
+        )
         now = AS_OF
         simulator.due(now)
         for _ in range(24):

@@ -1,14 +1,16 @@
 """The event bus: an append-only log with one consumer group per reader (Redis Streams semantics).
 
-Two implementations share one contract (tests/test_bus_contract.py): `RedisStreamBus` for scale-out and
-`MemoryBus` for the embedded default. Positions are Redis Stream ids ("<ms>-<seq>"), comparable as
-(int, int) pairs, and are the resume points of every consumer.
+Three implementations share one contract (tests/test_bus_contract.py): `RedisStreamBus` for scale-out,
+`SqlBus` for the embedded default (an outbox in the system of record's database: a publish is
+committed before it returns) and `MemoryBus` (in process, nothing durable: tests and benchmarks).
+Positions are Redis Stream ids ("<ms>-<seq>"), comparable as (int, int) pairs, and are the resume
+points of every consumer; `SqlBus` writes "0-<seq>", so its first part is not a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 
@@ -20,6 +22,10 @@ class Delivery:
     data: bytes
     #: How many times this entry has been delivered to the group (1 on first delivery).
     deliveries: int = 1
+    #: When the entry was published (ms since the epoch), where the position does not say it:
+    #: `SqlBus` fills it; on Redis and in memory it is None and the position's first part is that
+    #: time. Not part of equality: it describes the entry, it does not identify it.
+    published_ms: int | None = field(default=None, compare=False)
 
 
 @runtime_checkable

@@ -35,7 +35,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("last_event_at", sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column("last_event_id", sa.String(length=64), nullable=True))
         batch_op.add_column(
-            sa.Column("event_count", sa.SmallInteger(), nullable=False, server_default="0")
+            sa.Column("event_count", sa.Integer(), nullable=False, server_default="0")
         )
 
     with op.batch_alter_table("case_events", schema=None) as batch_op:

@@ -16,14 +16,23 @@ branch_labels = None
 depends_on = None
 
 AUTO_PK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-#: Counters a busy case outgrows as SMALLINT (PostgreSQL refused its 32,768th event).
+#: Counters a busy case outgrows as SMALLINT (PostgreSQL refused its 32,768th event). 0001 and
+#: 0002 now create them as INTEGER; this widens them in databases made before. Not on SQLite:
+#: its integers are 64-bit whatever the declared type, and rebuilding `cases` there (the only
+#: way it alters a column) recreated its indexes in an order that differs from run to run, so
+#: two seeds of the same city were no longer identical files.
 WIDENED = [("cases", "rework_count"), ("cases", "event_count"), ("case_events", "seq")]
 
 
-def upgrade() -> None:
+def _widen(to: sa.types.TypeEngine[int], was: sa.types.TypeEngine[int]) -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        return
     for table, column in WIDENED:
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.alter_column(column, type_=sa.Integer(), existing_type=sa.SmallInteger())
+        op.alter_column(table, column, type_=to, existing_type=was, existing_nullable=False)
+
+
+def upgrade() -> None:
+    _widen(sa.Integer(), sa.SmallInteger())
 
     op.create_table(
         "bus_entries",
@@ -42,12 +51,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "bus_pending",
-        sa.Column("group", sa.String(length=64), nullable=False),
+        sa.Column("consumer_group", sa.String(length=64), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("consumer", sa.String(length=128), nullable=False),
         sa.Column("delivered_at", sa.DateTime(), nullable=False),
         sa.Column("deliveries", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("group", "seq", name=op.f("pk_bus_pending")),
+        sa.PrimaryKeyConstraint("consumer_group", "seq", name=op.f("pk_bus_pending")),
     )
     op.create_table(
         "dead_letters",
@@ -71,6 +80,4 @@ def downgrade() -> None:
     op.drop_table("bus_groups")
     op.drop_index(op.f("ix_bus_entries_event_id"), table_name="bus_entries")
     op.drop_table("bus_entries")
-    for table, column in WIDENED:
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.alter_column(column, type_=sa.SmallInteger(), existing_type=sa.Integer())
+    _widen(sa.SmallInteger(), sa.Integer())
