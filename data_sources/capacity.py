@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import ParamSpec, TypeVar
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -47,6 +47,8 @@ T = TypeVar("T")
 INGEST_THREADS = 2
 #: The projector applies one batch at a time (order matters): one thread is all it can use.
 PROJECTOR_THREADS = 1
+#: The projector's read ahead, its acks and the readiness probe overlap at most.
+BUS_THREADS = 2
 
 #: The GIL's switch interval while gridcc serves. A thread that wants the GIL (the event loop back
 #: from a socket, ingest's thread back from SQL) waits up to this long for a busy render thread to
@@ -82,6 +84,13 @@ async def run_ingest(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
 async def run_projector(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """`fn(*args, **kwargs)` in the projector's own thread."""
     return await _run(_pool("projector", PROJECTOR_THREADS), partial(fn, *args, **kwargs))
+
+
+async def run_bus(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args, **kwargs)` in the pool of the SQL bus's reads and acks and of the readiness
+    probe: short statements that must not queue behind page renders in asyncio's default pool
+    (the projector's lag would grow, and /readyz would time out on a store that is fine)."""
+    return await _run(_pool("bus", BUS_THREADS), partial(fn, *args, **kwargs))
 
 
 async def _run(pool: ThreadPoolExecutor, call: Callable[[], T]) -> T:
@@ -215,12 +224,21 @@ class RenderGate:
                 if asyncio.get_running_loop().time() >= deadline:
                     break
                 await asyncio.sleep(self.lag.tick_s)
+        # The answer is kept and sent after the slot is released: a client that does not read
+        # its (70 kB) wall must not hold the only slot while the server waits to send it.
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
         async with self._slots:
             self.running += 1
             try:
-                await self.app(scope, receive, send)
+                await self.app(scope, receive, keep)
             finally:
                 self.running -= 1
+        for message in answer:
+            await send(message)
 
     def _take(self, key: str) -> float:
         now = self.clock()

@@ -26,6 +26,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Engine, text
 from sqlalchemy import exc as sa_errors
 
+from data_sources.capacity import run_bus
+
 log = logging.getLogger(__name__)
 
 #: Lag over which a page shows "● 延迟 n 秒": the same 5 s as assets/live.js's DELAYED_MS, over
@@ -120,7 +122,7 @@ class StoreProbe:
     async def check(self, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
         """None when the store answered within `timeout_s`, else why not."""
         if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(asyncio.to_thread(self._select_one))
+            self._running = asyncio.ensure_future(run_bus(self._select_one))
         try:
             await asyncio.wait_for(asyncio.shield(self._running), timeout_s)
         except TimeoutError:
@@ -198,7 +200,15 @@ _SQLITE_UNAVAILABLE = (
     "database table is locked",
     "unable to open",
     "disk i/o",
+    "database or disk is full",
 )
+#: SQLSTATE classes of failures that are not the request's or the event's fault, for HTTP (503)
+#: and for the projector (retry, never a dead letter) alike: connection (08), invalid transaction
+#: state such as a read-only replica after a failover (25), authorization (28), missing database
+#: (3D), rollback: deadlock, serialization (40), schema or permission (42), resources (53), lock
+#: not available (55), shutdown, cancel (57), system (58), configuration (F0). Data exceptions
+#: (22), integrity (23) and program limits (54) are the input's.
+OUTAGE_SQLSTATES = frozenset({"08", "25", "28", "3D", "40", "42", "53", "55", "57", "58", "F0"})
 
 
 def unavailable(exc: BaseException) -> str | None:
@@ -212,6 +222,9 @@ def unavailable(exc: BaseException) -> str | None:
         return "event bus"
     if isinstance(exc, sa_errors.DBAPIError) and exc.connection_invalidated:
         return "database"
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, sa_errors.DBAPIError) and isinstance(sqlstate, str) and sqlstate:
+        return "database" if sqlstate[:2] in OUTAGE_SQLSTATES else None  # as the projector says
     if isinstance(exc, sa_errors.InterfaceError | sa_errors.DisconnectionError):
         return "database"
     if isinstance(exc, sa_errors.TimeoutError):

@@ -40,6 +40,7 @@ from data_sources.dead_letters import (
 )
 from data_sources.directory import Directory
 from data_sources.events import Event, decode, decode_many
+from data_sources.health import OUTAGE_SQLSTATES
 from data_sources.live import LiveState
 from data_sources.projector import Projection, project
 
@@ -70,11 +71,6 @@ DEAD_LETTER_RECOUNT_S = 10.0
 #: A step taking longer than a read's block plus this is reported as stalled even before it fails
 #: (a batch of 1,000 story events commits in ~80 ms; a lock wait or a hung connection does not).
 STALL_GRACE_S = 5.0
-#: SQLSTATE classes of failures that are not the event's fault: connection (08), authorization
-#: (28), missing database (3D), rollback: deadlock, serialization (40), schema or permission (42),
-#: resources (53), lock not available (55), shutdown, cancel (57), system (58), configuration (F0).
-#: Data exceptions (22), integrity (23) and program limits (54) are the event's: poison.
-_OUTAGE_SQLSTATES = frozenset({"08", "28", "3D", "40", "42", "53", "55", "57", "58", "F0"})
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -99,7 +95,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         sqlstate = getattr(exc.orig, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate:
-            return sqlstate[:2] in _OUTAGE_SQLSTATES
+            return sqlstate[:2] in OUTAGE_SQLSTATES
         return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
     return False
 
@@ -286,10 +282,15 @@ class ProjectorLoop:
             return await self._isolate(items[:half]) + await self._isolate(items[half:])
         # Committed: only now may live state and views see it. A part committed before an outage
         # is skipped (by id) when the batch is handled again, so nothing is seen twice.
-        self.live.apply(projection)
+        # A failing hook must not fail the step: its events are committed, and a retry would
+        # skip them as stored, so live state and the walls would never see them.
         self.applied += projection.applied
-        if self.on_projection is not None:
-            self.on_projection(projection)
+        try:
+            self.live.apply(projection)
+            if self.on_projection is not None:
+                self.on_projection(projection)
+        except Exception:
+            log.exception("live state or views failed on a committed batch (SQL has it)")
         return []
 
     def _project(self, events: list[Event]) -> Projection:

@@ -236,6 +236,9 @@ class BusEntryRow(Base):
     202; the projector reads it from here. See `data_sources/bus/sql.py`."""
 
     __tablename__ = "bus_entries"
+    #: A seq is never used twice, even after the newest entries are deleted: a reader's
+    #: `last_delivered` would otherwise skip new entries numbered below it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     seq: Mapped[AutoPk]
     #: The event's id, so that a re-send after a crash is recognised before it is projected.

@@ -137,6 +137,33 @@ def test_renders_beyond_the_concurrency_cap_queue_and_all_complete() -> None:
     assert most == 2
 
 
+def test_a_client_that_does_not_read_its_answer_does_not_hold_the_only_slot() -> None:
+    """Review of issue 9: the slot was held while the answer was sent, and sending waits for the
+    client to read; one client that never reads would have frozen every wall's renders."""
+
+    async def main() -> int:
+        gate = RenderGate(app_ok, RenderLimits(rate=1, burst=20, concurrency=1, hold_s=0))
+        never = asyncio.Event()
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def stuck(_message: Message) -> None:
+            await never.wait()  # the client's socket is full: the server waits to send
+
+        scope = {"type": "http", "method": "POST", "path": PATH, "client": ("10.0.0.1", 1)}
+        reader_that_never_reads = asyncio.create_task(
+            gate({**scope, "headers": []}, receive, stuck)
+        )
+        await asyncio.sleep(0.05)
+        try:
+            return await asyncio.wait_for(call(gate, "10.0.0.2"), 2)
+        finally:
+            reader_that_never_reads.cancel()
+
+    assert asyncio.run(main()) == 200
+
+
 def test_while_the_loop_runs_late_renders_start_one_per_max_wait() -> None:
     async def main() -> tuple[list[int], float]:
         limits = RenderLimits(rate=1, burst=20, concurrency=4, hold_s=0, max_wait_s=0.1)

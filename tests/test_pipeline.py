@@ -208,6 +208,7 @@ async def test_the_sole_consumer_takes_a_dead_processs_entries_at_start_not_afte
     assert handed == positions[20:]
 
 
+@pytest.mark.anyio
 async def test_an_undecodable_entry_becomes_a_dead_letter_and_its_batch_is_still_projected(
     city: tuple[Engine, Directory, SimPlaces], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -8,8 +8,9 @@ group is never trimmed, whatever `maxlen` says; entries every group is done with
 to `maxlen`.
 
 Positions are "0-<seq>": `bus_entries.seq` in the log's order, comparable by `parse_position`; the
-publish time is in `Delivery.published_ms`. SQL runs in worker threads (publishes in ingest's own pool). A
-reader waits on an in-process wake-up and polls every `poll_ms` for other processes' publishes.
+publish time is in `Delivery.published_ms`. SQL runs in worker threads: publishes in ingest's
+pool, the rest in the bus's (`data_sources/capacity.py`). A reader waits on an in-process wake-up
+and polls every `poll_ms` for other processes' publishes.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from data_sources.bus import Delivery, parse_position
-from data_sources.capacity import run_ingest
+from data_sources.capacity import run_bus, run_ingest
 from data_sources.schema import BusEntryRow, BusGroupRow, BusPendingRow
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 _ENTRIES = cast(Table, BusEntryRow.__table__)
 _GROUPS = cast(Table, BusGroupRow.__table__)
 _PENDING = cast(Table, BusPendingRow.__table__)
+#: PostgreSQL advisory lock key of publishing (one publisher at a time: commits in seq order).
+PUBLISH_LOCK = 0x6772_6964_6363_0001
 #: What every encoded event starts with (`events.encode`: pydantic's compact JSON, `id` first).
 _ID_PREFIX = b'{"id":"'
 _ID_MAX = 64
@@ -87,7 +90,7 @@ class SqlBus:
 
     async def ensure_group(self, group: str) -> None:
         """Create `group` at the start of the log unless it exists."""
-        await asyncio.to_thread(self._ensure_group, group)
+        await run_bus(self._ensure_group, group)
 
     async def read(self, group: str, consumer: str, *, count: int, block_ms: int) -> list[Delivery]:
         """Up to `count` never-delivered entries, waiting up to `block_ms` (0: not at all)."""
@@ -97,7 +100,7 @@ class SqlBus:
         while True:
             # Taken before looking, so an in-process publish after the look cannot be missed.
             published = self._wake_event()
-            deliveries = await asyncio.to_thread(self._read, group, consumer, count)
+            deliveries = await run_bus(self._read, group, consumer, count)
             remaining = deadline - loop.time()
             if deliveries or remaining <= 0 or self._closed:
                 return deliveries
@@ -110,22 +113,22 @@ class SqlBus:
     async def ack(self, group: str, positions: Sequence[str]) -> None:
         """Forget `positions` as pending, then trim what every group is done with."""
         if positions:
-            await asyncio.to_thread(self._ack, group, [_seq(p) for p in positions])
+            await run_bus(self._ack, group, [_seq(p) for p in positions])
 
     async def claim_stale(
         self, group: str, consumer: str, *, min_idle_ms: int, count: int
     ) -> list[Delivery]:
         """Give `consumer` up to `count` entries pending at least `min_idle_ms`, oldest first."""
         _check_count(count)
-        return await asyncio.to_thread(self._claim_stale, group, consumer, min_idle_ms, count)
+        return await run_bus(self._claim_stale, group, consumer, min_idle_ms, count)
 
     async def pending_count(self, group: str) -> int:
         """Entries delivered to `group` and not yet acknowledged."""
-        return await asyncio.to_thread(self._pending_count, group)
+        return await run_bus(self._pending_count, group)
 
     async def length(self) -> int:
         """Entries currently in the log (a full count: not for hot paths)."""
-        return await asyncio.to_thread(self._length)
+        return await run_bus(self._length)
 
     async def aclose(self) -> None:
         """Refuse further publishes and release blocked readers; the engine is the caller's."""
@@ -142,7 +145,9 @@ class SqlBus:
                 # Publishers one at a time, so entries commit in `seq` order: a reader that has
                 # seen seq n can never later find a smaller one committed behind it. SQLite's
                 # single writer gives the same for free. Plain reads are not blocked.
-                conn.execute(text("LOCK TABLE bus_entries IN EXCLUSIVE MODE"))
+                # An advisory lock, not LOCK TABLE: that one conflicts with autovacuum's lock on
+                # this busy table, and publishes waited for every vacuum to end.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PUBLISH_LOCK})
                 returning = _ENTRIES.c.seq
                 statement = insert(_ENTRIES).returning(returning, sort_by_parameter_order=True)
                 seqs: list[int] = list(conn.execute(statement, rows).scalars())

@@ -41,6 +41,7 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.Column("published_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_bus_entries")),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_bus_entries_event_id"), "bus_entries", ["event_id"])
     op.create_table(
