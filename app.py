@@ -23,12 +23,14 @@ import flask_bootstrap
 import numpy as np
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import ClientDisconnect
 
 from callbacks import overview as overview_callbacks
 from callbacks import pages as page_callbacks
@@ -57,13 +59,22 @@ from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 from data_sources.stream import live_router
 from data_sources.wall import ON_DUTY
-from data_sources.web import DashGuard, HeadAsGet, PagesOnly, serve_api_docs
+from data_sources.web import (
+    DashGuard,
+    HeadAsGet,
+    PagesOnly,
+    client_gone,
+    serve_api_docs,
+    validation_problem,
+)
 from layouts import overview as overview_layout
 from layouts import pages
 
 HERE = Path(__file__).resolve().parent
 BOOTSTRAP_DIR = Path(flask_bootstrap.__file__).parent / "static" / "bootstrap5"
 log = logging.getLogger("gridcc")
+#: How long a Redis command may take before Redis counts as unavailable (503 + Retry-After).
+REDIS_TIMEOUT_S = 5.0
 
 
 class Settings(BaseSettings):
@@ -200,7 +211,17 @@ class Services:
         """The clients for `settings`. Without Redis the bus is `SqlBus` on the system of record's
         own database: an event is committed there before its 202, so a crash loses nothing."""
         engine = make_engine(settings.database_url)
-        redis = aioredis.from_url(settings.redis_url) if settings.redis_url else None
+        # Timeouts: a hung Redis (kill -STOP) held an ingest for 30 s and answered 202; now it is
+        # a 503 after REDIS_TIMEOUT_S. Longer than the projector's 1 s XREADGROUP block.
+        redis = (
+            aioredis.from_url(
+                settings.redis_url,
+                socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+            )
+            if settings.redis_url
+            else None
+        )
         bus: Bus = (
             RedisStreamBus(redis, maxlen=settings.bus_maxlen)
             if redis is not None
@@ -372,6 +393,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for error in UNAVAILABLE_ERRORS:  # Redis or the database down: 503 + Retry-After, not 500
         server.add_exception_handler(error, unavailable_handler)
+    server.add_exception_handler(RequestValidationError, validation_problem)
+    server.add_exception_handler(ClientDisconnect, client_gone)
 
     @server.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

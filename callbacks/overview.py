@@ -6,12 +6,13 @@ import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 from dash import Dash, Input, Output
 from dash.development.base_component import Component
 from sqlalchemy.exc import SQLAlchemyError
 
+from callbacks.query import parse_query
 from data_sources.overview import Overview, load_overview
 from layouts import ids
 from layouts import overview as layout
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 def parse_search(search: object, default_lang: Lang) -> tuple[str | None, Lang]:
     """(scope code, language) from a query string like "?scope=530103&lang=en" (anything but a
     string, as a forged callback body may send, is no query)."""
-    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "")
+    query = parse_query(search)
     scope = query.get("scope", [None])[0]
     lang = query.get("lang", [default_lang])[0]
     return scope, lang if lang in LANGS else default_lang

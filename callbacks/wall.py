@@ -9,13 +9,13 @@ import threading
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
 from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
 from plotly.io.json import to_json_plotly
 from sqlalchemy.exc import SQLAlchemyError
 
+from callbacks.query import parse_query
 from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
 from data_sources.events import ID_PATTERN
 from data_sources.ingest import IngestError
@@ -68,7 +68,7 @@ def parse_wall_search(search: object, default_lang: Lang) -> tuple[str | None, L
 
     `search` comes from the request's JSON: anything that is not a string is no query at all.
     """
-    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "")
+    query = parse_query(search)
     scope = query.get("scope", [None])[0]
     lang = query.get("lang", [default_lang])[0]
     fit = query.get("fit", [layout.DEFAULT_FIT])[0]
@@ -84,7 +84,7 @@ def parse_rotate(search: object) -> int | None:
 
     Only ASCII digits, at most 9: `str.isdigit` accepts "²³", which `int` refuses (a 500).
     """
-    query = parse_qs(search.lstrip("?") if isinstance(search, str) else "")
+    query = parse_query(search)
     value = query.get("rotate", [""])[0]
     ok = value.isascii() and value.isdigit() and len(value) <= 9
     return int(value) if ok and int(value) > 0 else None

@@ -376,10 +376,13 @@ class ProjectorLoop:
                     self._succeeded()
                 except asyncio.CancelledError:
                     raise
-                except Exception:
+                except Exception as exc:
                     healthy = False
+                    if not is_transient(exc):
+                        log.exception("projector step failed; retrying in 1 s")
+                    elif not self._failing:  # an outage: one line when it starts, not one a second
+                        log.warning("projector paused, retrying every 1 s: %s", _first_line(exc))
                     self._failing = True
-                    log.exception("projector step failed; retrying in 1 s")
                     await asyncio.sleep(1)
         finally:
             _discard(ahead)
@@ -390,6 +393,10 @@ def _letter(
 ) -> NewDeadLetter:
     event_id, kind = (event.id, event.kind) if event is not None else identify(delivery.data)
     return NewDeadLetter(delivery.position, delivery.data, error, attempts, event_id, kind)
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).partition(chr(10))[0][:200]}"
 
 
 def _discard(task: asyncio.Task[list[Delivery]] | None) -> None:

@@ -21,6 +21,7 @@ from dash._utils import clean_property_name, split_callback_id
 from dash.dependencies import Output, Wildcard
 from dash.fingerprint import check_fingerprint
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -318,3 +319,32 @@ def serve_api_docs(server: FastAPI, docs_url: str, assets_url: str = "/vendor/sw
             swagger_favicon_url=f"{root}{assets_url}/favicon.png",
             swagger_ui_parameters=server.swagger_ui_parameters,
         )
+
+
+# ---------------------------------------------------------------- errors that must not be 500s
+
+
+def _printable(value: object) -> str:
+    """`value` as text that encodes (a lone surrogate from a client's JSON becomes `\\ud800`)."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+async def validation_problem(_request: Request, exc: Exception) -> JSONResponse:
+    """422 for a body or parameter FastAPI checked, saying where and why without echoing the
+    input: FastAPI's own answer repeats it, and a lone surrogate or a NaN in it made the answer
+    itself fail (a 500 for `{"actor": "\\ud800"}`)."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [
+        {
+            "loc": [_printable(part) for part in error.get("loc", ())],
+            "msg": _printable(error.get("msg", "")),
+            "type": _printable(error.get("type", "")),
+        }
+        for error in errors
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+async def client_gone(_request: Request, _exc: Exception) -> Response:
+    """The client hung up before its body was in: nothing to answer, nothing to log as an error."""
+    return Response(status_code=400)

@@ -290,6 +290,45 @@ def test_page_callbacks_ignore_a_location_that_is_not_a_string(
         assert response.status_code < 500, (name, response.text)
 
 
+def test_a_lone_surrogate_in_a_pages_query_is_no_server_error(
+    client: TestClient, callbacks: dict[str, dict[str, Any]]
+) -> None:
+    """QA of issue 9: `?scope=\\ud800` (valid JSON, not text) made the overview's `urlencode`
+    fail, a 500 that Dash did not even log."""
+    for name in (WALL_RENDER, f"{ids.Overview.URL}.search"):
+        body = envelope(callbacks[name], "?scope=\ud800&lang=en")  # json.dumps: "\\ud800"
+        response = post_dash(client, body)
+        assert response.status_code == 200, (name, response.text)
+
+
+def test_a_fastapi_checked_body_is_422_however_odd_its_values(client: TestClient) -> None:
+    """QA of issue 9: FastAPI's 422 repeats the input, and a lone surrogate or NaN in it made the
+    answer itself fail (500); a 20-digit id failed in SQLite's driver (500)."""
+    bodies = {
+        "/api/v1/alarms/AL-1/acknowledge": [b'{"actor": "\\ud800"}', b'{"\\ud800": 1}'],
+        "/api/v1/dead-letters/retry": [
+            b'{"ids": ["\\ud800"]}',
+            b'{"ids": [99999999999999999999999]}',
+            b'{"ids": [9223372036854775808]}',
+            b'{"ids": [1e400]}',
+        ],
+    }
+    for route, contents in bodies.items():
+        for content in contents:
+            response = client.post(route, content=content, headers={**KEY, **JSON})
+            assert 400 <= response.status_code < 500, (route, content, response.text)
+
+
+def test_the_dead_letter_retry_checks_the_key_before_it_reads_the_body(client: TestClient) -> None:
+    """QA of issue 9: FastAPI parsed a declared body before the key was checked (5 MB from a wrong
+    key held the event loop for 4 s); the key comes first, and the body has a limit."""
+    junk = b'{"ids": [' + b"1," * 200_000 + b"1]}"
+    wrong = client.post("/api/v1/dead-letters/retry", content=junk, headers={"X-API-Key": "no"})
+    assert wrong.status_code == 401, wrong.text
+    big = client.post("/api/v1/dead-letters/retry", content=junk, headers={**KEY, **JSON})
+    assert big.status_code == 413, big.text
+
+
 def test_a_carousel_period_that_is_no_ascii_number_is_ignored(
     client: TestClient, callbacks: dict[str, dict[str, Any]]
 ) -> None:

@@ -5,6 +5,7 @@ database is a 503 with Retry-After, never a bare 500."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy import exc as sa_errors
 from sqlalchemy.orm import Session
 
-from app import Settings, create_app
+from app import REDIS_TIMEOUT_S, Settings, create_app
 from data_sources import db
 from data_sources.health import PipelineState, pipeline_state, pipeline_status, unavailable
 from data_sources.hub import Hub
@@ -292,6 +293,24 @@ def test_a_redis_outage_is_503_with_retry_after_and_not_ready(city: tuple[str, s
         assert ready.json()["checks"]["bus"].startswith("ConnectionError")
         assert ready.json()["checks"]["store"] == "ok"
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_hung_redis_is_503_within_its_timeout_not_a_late_202(city: tuple[str, str]) -> None:
+    """QA of issue 9: a Redis that accepts connections and never answers (`kill -STOP`) held an
+    ingest for 30 s and then answered 202; the client's commands now time out (here: a socket
+    that listens and never replies)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        url = f"redis://127.0.0.1:{hung.getsockname()[1]}/0"
+        settings = Settings(database_url=city[0], redis_url=url, api_keys={"tests": "test-key"})
+        with TestClient(create_app(settings)) as client:
+            started = time.monotonic()
+            answer = client.post("/api/v1/events", json=a_case(city[1], "hung-1"), headers=KEY)
+            took = time.monotonic() - started
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert took < REDIS_TIMEOUT_S + 3
 
 
 @pytest.mark.postgres
