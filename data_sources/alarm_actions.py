@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,7 +26,7 @@ from data_sources.api_schema import error_responses, json_body
 from data_sources.body import request_json
 from data_sources.capacity import run_ingest
 from data_sources.directory import Directory
-from data_sources.events import ID_PATTERN
+from data_sources.events import ID_PATTERN, Actor
 from data_sources.ingest import IngestError, Ingestor, source_of
 from data_sources.model import AlarmStatus, AlarmType, Category, Channel
 from data_sources.schema import AlarmRow, CameraRow, CaseRow
@@ -236,11 +236,13 @@ ACK_MAX_BODY_BYTES = 16_384
 
 
 class AcknowledgeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """As strict as ingest (`events.py`): `1` is no `true`, and the actor is taken as sent."""
+
+    model_config = ConfigDict(extra="forbid")
 
     #: Who acknowledges; the API key's source name when not given.
-    actor: Annotated[str | None, Field(min_length=1, max_length=64)] = None
-    create_case: bool = False
+    actor: Actor | None = None
+    create_case: StrictBool = False
 
 
 def alarm_router(

@@ -148,6 +148,9 @@ class RenderLimits:
     #: needs, so on a busy machine even two at a time took ingest's p95 from 43 ms to 1.3 s.
     max_lag_s: float = 0.015
     max_wait_s: float = 1.0
+    #: Renders that may wait for a slot, all clients together; beyond, 503 with `Retry-After`:
+    #: many addresses (each within its budget) must not queue work without bound.
+    max_queue: int = 200
 
 
 class LoopLag:
@@ -199,6 +202,7 @@ class RenderGate:
         self.clock = clock
         self.buckets: dict[str, TokenBucket] = {}
         self.running = 0  # renders past the semaphore now (for tests and logs)
+        self.waiting = 0  # renders waiting for headroom or a slot
         self.lag = LoopLag()
         # Made in the serving loop, on the first render.
         self._slots: asyncio.Semaphore | None = None
@@ -217,13 +221,21 @@ class RenderGate:
         if self._slots is None or self._headroom is None:
             self._slots = asyncio.Semaphore(self.limits.concurrency)
             self._headroom = asyncio.Lock()
+        if self.waiting >= self.limits.max_queue:
+            await self._refuse(1.0, send, status=503, reason="too many page renders are waiting")
+            return
         self.lag.start()
-        async with self._headroom:  # one render at a time waits for headroom, in arrival order
-            deadline = asyncio.get_running_loop().time() + self.limits.max_wait_s
-            while self.lag.lag_s > self.limits.max_lag_s:
-                if asyncio.get_running_loop().time() >= deadline:
-                    break
-                await asyncio.sleep(self.lag.tick_s)
+        self.waiting += 1
+        try:
+            async with self._headroom:  # one render at a time waits for headroom, in order
+                deadline = asyncio.get_running_loop().time() + self.limits.max_wait_s
+                while self.lag.lag_s > self.limits.max_lag_s:
+                    if asyncio.get_running_loop().time() >= deadline:
+                        break
+                    await asyncio.sleep(self.lag.tick_s)
+            await self._slots.acquire()
+        finally:
+            self.waiting -= 1
         # The answer is kept and sent after the slot is released: a client that does not read
         # its (70 kB) wall must not hold the only slot while the server waits to send it.
         answer: list[Message] = []
@@ -231,12 +243,12 @@ class RenderGate:
         async def keep(message: Message) -> None:
             answer.append(message)
 
-        async with self._slots:
-            self.running += 1
-            try:
-                await self.app(scope, receive, keep)
-            finally:
-                self.running -= 1
+        self.running += 1
+        try:
+            await self.app(scope, receive, keep)
+        finally:
+            self.running -= 1
+            self._slots.release()
         for message in answer:
             await send(message)
 
@@ -249,16 +261,21 @@ class RenderGate:
             bucket = self.buckets[key] = TokenBucket(self.limits.rate, self.limits.burst, at=now)
         return bucket.take(now)
 
-    async def _refuse(self, wait: float, send: Send) -> None:
-        if self.limits.hold_s > 0:
+    async def _refuse(
+        self, wait: float, send: Send, *, status: int = 429, reason: str | None = None
+    ) -> None:
+        if self.limits.hold_s > 0 and status == 429:
             await asyncio.sleep(min(wait, self.limits.hold_s))
             wait = max(0.0, wait - self.limits.hold_s)
         retry = max(1, math.ceil(wait))
+        reason = reason or (
+            f"more than {self.limits.burst} page renders at once or "
+            f"{self.limits.rate:g} per second from this address"
+        )
         body = json.dumps(
             {
-                "error": "render_rate_limited",
-                "detail": f"more than {self.limits.burst} page renders at once or "
-                f"{self.limits.rate:g} per second from this address; retry in {retry} s",
+                "error": "render_rate_limited" if status == 429 else "render_queue_full",
+                "detail": f"{reason}; retry in {retry} s",
                 "retry_after_s": retry,
             }
         ).encode()
@@ -267,5 +284,5 @@ class RenderGate:
             (b"content-length", str(len(body)).encode()),
             (b"retry-after", str(retry).encode()),
         ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -75,6 +75,9 @@ _ISO_TS = re.compile(
 )
 #: Control characters (Unicode Cc: C0, DEL, C1) and lone surrogates, which no store encodes.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+#: A character that shows: not white space, not a zero-width or direction mark (U+200B, U+FEFF…):
+#: a title of nothing but those passed as not blank.
+_VISIBLE = re.compile("[^\\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 #: The same without tab, line feed and carriage return, which free text (a note) may hold.
 _CONTROL_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -157,7 +160,7 @@ def _text(*, free: bool = False, blank_ok: bool = False) -> AfterValidator:
                 "contains the control character {code} at position {at}",
                 {"code": f"U+{ord(bad.group()):04X}", "at": bad.start()},
             )
-        if not blank_ok and not value.strip():
+        if not blank_ok and _VISIBLE.search(value) is None:
             raise PydanticCustomError("text_blank", "is blank: it needs a visible character")
         return value
 

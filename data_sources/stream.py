@@ -30,6 +30,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import StreamingResponse
 
+from data_sources.api_schema import error_responses
 from data_sources.body import check_event_id
 from data_sources.directory import Directory
 from data_sources.hub import Hub
@@ -52,7 +53,14 @@ def live_router(
 ) -> APIRouter:
     router = APIRouter(tags=["live"])
 
-    @router.get("/live/stream")
+    @router.get(
+        "/live/stream",
+        response_class=StreamingResponse,
+        responses={
+            200: {"description": "Server-sent events", "content": {"text/event-stream": {}}},
+            **error_responses(400, 404, 503),
+        },
+    )
     async def stream(
         scope: str | None = None,
         last: str | None = None,

@@ -178,6 +178,26 @@ def test_acknowledge_only_then_a_case_later(client: TestClient, camera: dict[str
     assert case.alarm_id == "fire-3"
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"create_case": 1}, "create_case"),  # QA of issue 9: 1 was taken for true
+        ({"actor": " 值班员 "}, None),  # and the actor trimmed: now kept exactly as sent
+        ({"actor": "值\u0000班"}, "actor"),
+        ({"actor": "\u200b"}, "actor"),
+    ],
+)
+def test_the_acknowledge_body_is_as_strict_as_ingest(
+    client: TestClient, body: dict[str, Any], field: str | None
+) -> None:
+    response = acknowledge(client, "no-such-alarm", **body)
+    if field is None:  # valid: on to the alarm, which does not exist
+        assert response.status_code == 404, response.text
+        return
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"][-1] == field
+
+
 def test_unknown_and_ended_alarms(client: TestClient, camera: dict[str, Any]) -> None:
     unknown = acknowledge(client, "no-such-alarm", create_case=True)
     assert unknown.status_code == 404

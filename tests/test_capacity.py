@@ -164,6 +164,26 @@ def test_a_client_that_does_not_read_its_answer_does_not_hold_the_only_slot() ->
     assert asyncio.run(main()) == 200
 
 
+def test_beyond_the_queue_limit_renders_are_refused_503_and_the_queue_drains() -> None:
+    """Each address within its budget, many addresses together must not queue without bound."""
+    release = asyncio.Event()
+
+    async def held(scope: Any, receive: Any, send: Any) -> None:
+        await release.wait()
+        await app_ok(scope, receive, send)
+
+    async def main() -> list[int]:
+        limits = RenderLimits(rate=1, burst=20, concurrency=1, hold_s=0, max_queue=3)
+        gate = RenderGate(held, limits)
+        first = [asyncio.create_task(call(gate, f"10.0.1.{n}")) for n in range(4)]  # 1 + 3 queued
+        await asyncio.sleep(0.05)
+        refused = await call(gate, "10.0.1.99")
+        release.set()
+        return [refused, *await asyncio.gather(*first)]
+
+    assert asyncio.run(main()) == [503, 200, 200, 200, 200]
+
+
 def test_while_the_loop_runs_late_renders_start_one_per_max_wait() -> None:
     async def main() -> tuple[list[int], float]:
         limits = RenderLimits(rate=1, burst=20, concurrency=4, hold_s=0, max_wait_s=0.1)

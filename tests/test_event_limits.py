@@ -219,6 +219,7 @@ def test_the_bus_decode_has_no_window_and_never_overflows() -> None:
         ({"title": "line\nbreak"}, "payload.title", "U+000A"),
         ({"title": "\u0085"}, "payload.title", "U+0085"),  # C1: NEXT LINE
         ({"title": " \u3000 "}, "payload.title", "blank"),
+        ({"title": "\u200b\ufeff"}, "payload.title", "blank"),  # zero-width: nothing shows
         ({"title": "界" * 257}, "payload.title", "at most 256 characters"),
         ({"reporter": "市民\t"}, "payload.reporter", "U+0009"),
         ({"reporter": "😀" * 65}, "payload.reporter", "at most 64 characters"),

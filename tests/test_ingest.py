@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,24 @@ def test_duplicate_ids(client: TestClient, places: dict[str, str]) -> None:
     assert twice.status_code == 422
     assert "appears twice in this batch" in twice.json()["detail"][0]["reason"]
     assert _counts(client) == before
+
+
+def test_copies_of_a_batch_sent_at_once_are_accepted_once(
+    client: TestClient, places: dict[str, str]
+) -> None:
+    """QA of issue 9: 8 copies of a 200-event batch sent at once all got 202 "accepted 200"
+    (stored once, but counted 1,600 times): validation runs in threads, and each copy passed it
+    before any was published."""
+    batch = [case_event(places, f"race-{i}") for i in range(200)]
+
+    def post(_: int) -> Any:
+        return client.post("/api/v1/events", json=batch, headers=KEY)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert {a.status_code for a in answers} <= {202, 409}, [a.text for a in answers]
+    accepted = [a.json()["ids"] for a in answers if a.status_code == 202]
+    assert sorted(i for ids in accepted for i in ids) == sorted(e["id"] for e in batch)
 
 
 def test_a_retry_with_new_events_publishes_the_new_ones(
