@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from data_sources import db
 from data_sources.directory import Directory, load_directory
-from data_sources.events import Event
+from data_sources.events import Event, EventAdapter
 from data_sources.live import LiveState, case_counts_from_sql, load_live_state, open_alarms_from_sql
 from data_sources.projector import project
 from data_sources.schema import (
@@ -198,6 +198,43 @@ def test_transition_before_its_report_waits_then_applies(
         )
         assert notes == {None}
     _assert_live_equals_sql(engine, live)
+
+
+def test_a_case_with_more_events_than_a_smallint_counts_is_stored(
+    city: tuple[Engine, Directory, SimPlaces],
+) -> None:
+    """Issue 9: the 32,768th event of one case failed on PostgreSQL ("smallint out of range") and
+    blocked the projector for good; case counters are INTEGER now (migration 0003)."""
+    engine, directory, places = city
+    factory = EventFactory(places, directory, np.random.default_rng(4), prefix="busy")
+    story = factory.case_story(AS_OF + timedelta(minutes=1))
+    report = story[0]
+    case_id = report.payload.case_id  # type: ignore[union-attr]
+    start = report.ts_utc.replace(tzinfo=UTC)
+    supervisions = [
+        EventAdapter.validate_python(
+            {
+                "id": f"busy-supervise-{n}",
+                "kind": "case.transitioned",
+                "ts": (start + timedelta(seconds=1 + n)).isoformat(),
+                "node": report.node,
+                "path": report.path,
+                "payload": {"case_id": case_id, "action": "supervise", "actor": "督办员"},
+            }
+        )
+        for n in range(32_800)
+    ]
+    with Session(engine) as session:
+        live = load_live_state(session=session, root_id=directory.root_id)
+    applied, _ = _feed(engine, directory, live, [report, *supervisions], batch=5_000)
+    assert applied == 32_801
+    with Session(engine) as session:
+        case = session.get(CaseRow, case_id)
+        assert case is not None and case.event_count == 32_801
+        top = session.scalar(
+            select(func.max(CaseEventRow.seq)).where(CaseEventRow.case_id == case_id)
+        )
+        assert top is not None and top > 32_767
 
 
 def test_a_new_case_says_its_channel_and_report_time_a_transition_does_not(
