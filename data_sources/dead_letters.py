@@ -251,7 +251,10 @@ def dead_letters_router(
         try:
             request = RetryRequest.model_validate(await request_json(raw, RETRY_MAX_BODY_BYTES))
         except ValidationError as exc:
-            raise RequestValidationError(exc.errors(include_url=False)) from None
+            errors = exc.errors(include_url=False)  # located as FastAPI locates a body's
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in errors]
+            ) from None
         ids = None if request.all else request.ids
         retried = await retry_dead_letters(sessions=sessions, bus=bus(), ids=ids)
         return {"retried": [letter.id for letter in retried]}

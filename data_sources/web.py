@@ -336,7 +336,7 @@ async def validation_problem(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     detail = [
         {
-            "loc": [_printable(part) for part in error.get("loc", ())],
+            "loc": [p if isinstance(p, int) else _printable(p) for p in error.get("loc", ())],
             "msg": _printable(error.get("msg", "")),
             "type": _printable(error.get("type", "")),
         }

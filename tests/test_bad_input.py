@@ -317,6 +317,11 @@ def test_a_fastapi_checked_body_is_422_however_odd_its_values(client: TestClient
         for content in contents:
             response = client.post(route, content=content, headers={**KEY, **JSON})
             assert 400 <= response.status_code < 500, (route, content, response.text)
+    # Where, as FastAPI says it (list positions stay numbers), and never the input itself.
+    odd = client.post("/api/v1/dead-letters/retry", content=b'{"ids": [1, "x"]}', headers=KEY)
+    assert odd.status_code == 422
+    assert odd.json()["detail"][0]["loc"] == ["body", "ids", 1]
+    assert "input" not in odd.json()["detail"][0]
 
 
 def test_the_dead_letter_retry_checks_the_key_before_it_reads_the_body(client: TestClient) -> None:
