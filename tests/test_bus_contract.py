@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from data_sources import db
 from data_sources.bus import Bus, Delivery, parse_position
@@ -418,3 +418,26 @@ def test_sql_bus_delivers_each_entry_once_per_group_until_acked(ops: list[Op]) -
             asyncio.run(run_scenario(ops, SqlBus(engine)))
         finally:
             engine.dispose()
+
+
+def test_a_sqlite_publish_is_on_disk_before_it_returns(tmp_path: Path) -> None:
+    """A 202 promises the events are stored: the outbox's commit runs `synchronous=FULL` (review
+    of issue 9: NORMAL under WAL could lose the last commits to a power cut), and the
+    connection goes back to NORMAL for the projector's commits, which the outbox can redo."""
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'bus.db'}")
+    db.upgrade(engine)
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(" ".join(statement.split()[:3]).upper())
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        asyncio.run(SqlBus(engine).publish([b'{"id": "synced-1"}']))
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        engine.dispose()
+    full = statements.index("PRAGMA SYNCHRONOUS=FULL")
+    insert = next(i for i, s in enumerate(statements) if s.startswith("INSERT INTO BUS_ENTRIES"))
+    normal = statements.index("PRAGMA SYNCHRONOUS=NORMAL")
+    assert full < insert < normal

@@ -113,7 +113,7 @@ def test_seeded_references_hold_and_sqlite_settings_come_back(
         if engine.dialect.name == "sqlite":
             assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL: db.py
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         else:
             foreign_keys = conn.execute(
                 text(
