@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -15,9 +16,13 @@ import numpy as np
 import typer
 import uvicorn
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
-from app import Services, Settings, create_app, utc_now
-from data_sources import db
+from app import create_app
+from data_sources import db, store
+from data_sources.access import accounts, audit, displays, keys
+from data_sources.access.model import Role
+from data_sources.access.passwords import generate_password
 from data_sources.dead_letters import (
     DeadLetter,
     count_dead_letters,
@@ -27,6 +32,8 @@ from data_sources.dead_letters import (
 )
 from data_sources.schema import NodeRow
 from data_sources.seed.city import SeedReport, seed_city
+from data_sources.services import Services, utc_now
+from data_sources.settings import Settings
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 
@@ -185,8 +192,44 @@ def demo(
             services.engine, seed=seed, as_of=as_of, tz=services.tz, progress=ProgressBar()
         )
         _print_report(report)
+    with services.sessions.begin() as session:
+        root = store.root_node(session=session)
+        assert root is not None
+        logins = _demo_logins(session, root.code)
     services.engine.dispose()
+    # A demo: anyone may read the whole city; acting and administering need the logins below.
+    settings = settings.model_copy(update={"anonymous_scope": root.code})
+    typer.echo("anonymous visitors read the whole city; to act or administer, sign in at /login:")
+    for name, (role, password) in logins.items():
+        typer.echo(f"  {role:<9} {name:<14} password {password}")
     _serve(settings, host, port)
+
+
+#: The demo's accounts, given new passwords at every `gridcc demo` (printed, never stored).
+DEMO_USERS = {"demo-operator": Role.OPERATOR, "demo-admin": Role.ADMIN}
+
+
+def _demo_logins(session: Session, city: str) -> dict[str, tuple[str, str]]:
+    """The demo operator's and admin's names, roles and fresh passwords (accounts made once)."""
+    known = {user.name for user in accounts.list_users(session=session)}
+    logins = {}
+    for name, role in DEMO_USERS.items():
+        password = generate_password()
+        if name in known:
+            accounts.set_password(session=session, name=name, password=password, now=utc_now())
+            _audit(session, "user.passwd", name)
+        else:
+            accounts.add_user(
+                session=session,
+                name=name,
+                role=role,
+                scope_code=city,
+                password=password,
+                now=utc_now(),
+            )
+            _audit(session, "user.add", name, role=role.value, scope=city)
+        logins[name] = (role.value, password)
+    return logins
 
 
 @cli.command()
@@ -330,6 +373,283 @@ def _post_events(url: str, api_key: str, raw: list[dict[str, Any]]) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:
         if response.status != 202:
             raise RuntimeError(f"ingest answered {response.status}")
+
+
+# ---------------------------------------------------------------- displays and API keys
+
+display_cli = typer.Typer(help="Wall PCs enrolled with a device token (displays).")
+cli.add_typer(display_cli, name="display")
+key_cli = typer.Typer(help="API keys: ingest sources' and admins'.")
+cli.add_typer(key_cli, name="key")
+#: Who the audit log records for changes made here.
+CLI_ACTOR = "cli"
+
+
+@contextlib.contextmanager
+def _admin_session(database_url: str | None) -> Iterator[Session]:
+    """A session in a transaction on the configured database, for an admin change and its audit
+    line (they commit together)."""
+    engine = db.make_engine(_settings(database_url).database_url)
+    try:
+        if not db.is_migrated(engine):
+            typer.echo("the database has no schema: run `gridcc db upgrade` first", err=True)
+            raise typer.Exit(1)
+        with db.make_sessionmaker(engine)() as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+def _audit(session: Session, action: str, target: str, **detail: Any) -> None:
+    audit.record(
+        session=session,
+        at=utc_now(),
+        actor=CLI_ACTOR,
+        actor_kind=CLI_ACTOR,
+        action=action,
+        outcome="ok",
+        scope_code=detail.get("scope"),
+        target=target,
+        detail=detail or None,
+    )
+
+
+@display_cli.command("add")
+def display_add(
+    name: Annotated[str, typer.Argument(help="A name for the display, e.g. wall-1.")],
+    scope: Annotated[str, typer.Option(help="Code of the area it shows (and no more).")],
+    operator: Annotated[
+        bool, typer.Option(help="It may act (acknowledge alarms, open cases), not only read.")
+    ] = False,
+    url: Annotated[str, typer.Option(help="Base URL of the server as the display reaches it.")] = (
+        "http://127.0.0.1:8050"
+    ),
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Enrol a display; prints its URL with the device token, once (open it on the wall PC)."""
+    with _admin_session(database_url) as session:
+        try:
+            token = displays.add_display(
+                session=session, name=name, scope_code=scope, operator=operator, now=utc_now()
+            )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        _audit(session, "display.add", name, scope=scope, operator=operator)
+    typer.echo(f"display {name!r} enrolled for {scope}{' (operator)' if operator else ''}")
+    typer.echo("open this URL on the display (shown only now):")
+    typer.echo(f"{url.rstrip('/')}/display/{token}")
+
+
+@display_cli.command("revoke")
+def display_revoke(
+    name: Annotated[str, typer.Argument(help="The display's name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a display: its token stops working and its live stream ends."""
+    with _admin_session(database_url) as session:
+        if not displays.revoke_display(session=session, name=name, now=utc_now()):
+            typer.echo(f"no enrolled display called {name!r}", err=True)
+            raise typer.Exit(1)
+        _audit(session, "display.revoke", name)
+    typer.echo(f"display {name!r} revoked")
+
+
+@display_cli.command("list")
+def display_list(database_url: DatabaseUrl = None) -> None:
+    """Enrolled displays: name, area, whether they may act, when enrolled and revoked (UTC)."""
+    with _admin_session(database_url) as session:
+        enrolled = displays.list_displays(session=session)
+    if not enrolled:
+        typer.echo("no displays")
+        return
+    typer.echo(f"{'name':<24} {'scope':<14} {'may act':<8} {'enrolled (UTC)':<16}  revoked (UTC)")
+    for d in enrolled:
+        revoked = f"{d.revoked_at:%Y-%m-%d %H:%M}" if d.revoked_at else "-"
+        acts = "yes" if d.operator else "no"
+        typer.echo(
+            f"{d.name:<24} {d.scope_code:<14} {acts:<8} {d.created_at:%Y-%m-%d %H:%M}  {revoked}"
+        )
+
+
+@key_cli.command("add")
+def key_add(
+    source: Annotated[str, typer.Argument(help="The source's name, e.g. hotline or frigate.")],
+    role: Annotated[
+        keys.KeyRole, typer.Option(help="ingest: send events; admin: also the admin APIs.")
+    ] = keys.KeyRole.INGEST,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make an API key; prints it once (only its hash is stored)."""
+    with _admin_session(database_url) as session:
+        try:
+            key = keys.add_key(
+                session=session, source=source, role=role, now=utc_now(), created_by=CLI_ACTOR
+            )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        info = keys.key_info(session=session, key=key)
+        assert info is not None
+        _audit(session, "key.add", str(info.id), source=source, role=role.value)
+    typer.echo(f"key {info.id} for {source} ({role.value}); send it as X-API-Key (shown only now):")
+    typer.echo(key)
+
+
+@key_cli.command("revoke")
+def key_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id, from `gridcc key list`.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key (the servers refuse it within seconds)."""
+    with _admin_session(database_url) as session:
+        if not keys.revoke_key(session=session, key_id=key_id, now=utc_now()):
+            typer.echo(f"no valid key with id {key_id}", err=True)
+            raise typer.Exit(1)
+        _audit(session, "key.revoke", str(key_id))
+    typer.echo(f"key {key_id} revoked")
+
+
+@key_cli.command("list")
+def key_list(database_url: DatabaseUrl = None) -> None:
+    """API keys (never the keys themselves): id, source, role, made when and by whom, revoked."""
+    with _admin_session(database_url) as session:
+        stored = keys.list_keys(session=session)
+    if not stored:
+        typer.echo("no API keys")
+        return
+    typer.echo(
+        f"{'id':>5}  {'source':<20} {'role':<7} {'made (UTC)':<16}  {'by':<16} revoked (UTC)"
+    )
+    for k in stored:
+        revoked = f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "-"
+        typer.echo(
+            f"{k.id:>5}  {k.source:<20} {k.role.value:<7} {k.created_at:%Y-%m-%d %H:%M}  "
+            f"{k.created_by or '-':<16} {revoked}"
+        )
+
+
+# ---------------------------------------------------------------- user accounts
+
+user_cli = typer.Typer(help="User accounts that sign in on the login page.")
+cli.add_typer(user_cli, name="user")
+UserName = Annotated[str, typer.Argument(help="The user's sign-in name.")]
+PasswordStdin = Annotated[
+    bool, typer.Option(help="Read the password from the first line of stdin (for scripts).")
+]
+Generate = Annotated[bool, typer.Option(help="Generate a random password and print it, once.")]
+
+
+def _new_password(password_stdin: bool, generate: bool) -> str:
+    """The password to set: generated, read from stdin, or typed twice without echo."""
+    if password_stdin and generate:
+        typer.echo("give --password-stdin or --generate, not both", err=True)
+        raise typer.Exit(2)
+    if generate:
+        return generate_password()
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_cli.command("add")
+def user_add(
+    name: UserName,
+    role: Annotated[Role, typer.Option(help="leader: reads; operator: also acts; admin: all.")],
+    scope: Annotated[str, typer.Option(help="Code of the area the user sees (and no more).")],
+    password_stdin: PasswordStdin = False,
+    generate: Generate = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a user account (the password is asked twice unless given another way)."""
+    password = _new_password(password_stdin, generate)
+    with _admin_session(database_url) as session:
+        try:
+            user_id = accounts.add_user(
+                session=session,
+                name=name,
+                role=role,
+                scope_code=scope,
+                password=password,
+                now=utc_now(),
+            )
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        _audit(session, "user.add", name, scope=scope, role=role.value, id=user_id)
+    typer.echo(f"user {name!r} added: {role.value} of {scope}")
+    if generate:
+        typer.echo(f"password (shown only now): {password}")
+
+
+@user_cli.command("passwd")
+def user_passwd(
+    name: UserName,
+    password_stdin: PasswordStdin = False,
+    generate: Generate = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Set a user's password; ends the user's sessions and clears a lockout."""
+    password = _new_password(password_stdin, generate)
+    with _admin_session(database_url) as session:
+        try:
+            accounts.set_password(session=session, name=name, password=password, now=utc_now())
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        _audit(session, "user.passwd", name)
+    typer.echo(f"password of {name!r} changed; their sessions are ended")
+    if generate:
+        typer.echo(f"password (shown only now): {password}")
+
+
+@user_cli.command("disable")
+def user_disable(name: UserName, database_url: DatabaseUrl = None) -> None:
+    """Disable a user: sign-ins are refused and open sessions end at once."""
+    with _admin_session(database_url) as session:
+        try:
+            ended = accounts.disable_user(session=session, name=name, now=utc_now())
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        _audit(session, "user.disable", name, sessions_ended=ended)
+    typer.echo(f"user {name!r} disabled ({ended} open session(s) ended)")
+
+
+@user_cli.command("enable")
+def user_enable(name: UserName, database_url: DatabaseUrl = None) -> None:
+    """Let a disabled user sign in again."""
+    with _admin_session(database_url) as session:
+        try:
+            accounts.enable_user(session=session, name=name, now=utc_now())
+        except ValueError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+        _audit(session, "user.enable", name)
+    typer.echo(f"user {name!r} enabled")
+
+
+@user_cli.command("list")
+def user_list(database_url: DatabaseUrl = None) -> None:
+    """User accounts: name, role, area, when created (UTC), and whether disabled or locked."""
+    with _admin_session(database_url) as session:
+        users = accounts.list_users(session=session)
+    if not users:
+        typer.echo("no users")
+        return
+    now = utc_now()
+    typer.echo(f"{'id':>5}  {'name':<24} {'role':<9} {'scope':<14} {'created (UTC)':<16}  state")
+    for u in users:
+        state = "active"
+        if u.disabled_at is not None:
+            state = f"disabled {u.disabled_at:%Y-%m-%d %H:%M}"
+        elif u.locked_until is not None and u.locked_until > now:
+            state = f"locked until {u.locked_until:%H:%M} UTC"
+        typer.echo(
+            f"{u.id:>5}  {u.name:<24} {u.role.value:<9} {u.scope_code:<14} "
+            f"{u.created_at:%Y-%m-%d %H:%M}  {state}"
+        )
 
 
 def main() -> None:

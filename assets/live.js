@@ -382,12 +382,27 @@
     });
     source.addEventListener("refresh", onRefresh);
     source.addEventListener("status", onStatus);
+    // Signed out, user disabled or display revoked (checked every heartbeat): the page itself
+    // now answers with the login form or the "display disabled" screen.
+    source.addEventListener("denied", function () {
+      close();
+      window.location.reload();
+    });
     source.onerror = function () {
       markOffline();
       if (source && source.readyState === EventSource.CLOSED) {
-        // The browser gave up (non-200 answer): reopen ourselves, with backoff, forever. The cap
-        // is low (5 s by default): however long the outage, the page is back soon after the server;
-        // the jitter spreads a room of walls.
+        // The browser gave up (non-200 answer). Refused for who we are (401/403: the session
+        // expired meanwhile)? Reload: the page shows why. Otherwise reopen ourselves, with
+        // backoff, forever. The cap is low (5 s by default): however long the outage, the page
+        // is back soon after the server; the jitter spreads a room of walls.
+        var refused = streamUrl;
+        fetch(refused, { method: "HEAD", credentials: "same-origin", cache: "no-store" })
+          .then(function (response) {
+            if ((response.status === 401 || response.status === 403) && streamUrl === refused) {
+              window.location.reload();
+            }
+          })
+          .catch(function () {});
         reopenTimer = setTimeout(function () {
           open(streamUrl);
         }, backoffMs * (0.8 + 0.4 * Math.random()));

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -13,13 +14,16 @@ from dash.development.base_component import Component
 from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.query import parse_query
+from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
+from data_sources.access.model import Permission, Scope
+from data_sources.access.scope import from_own_area
 from data_sources.overview import Overview, load_overview
 from layouts import ids
 from layouts import overview as layout
 from layouts.i18n import LANGS, Lang, t
 
 if TYPE_CHECKING:
-    from app import Services
+    from data_sources.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +37,21 @@ def parse_search(search: object, default_lang: Lang) -> tuple[str | None, Lang]:
     return scope, lang if lang in LANGS else default_lang
 
 
-def register(app: Dash, services: Services) -> None:
+def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     settings = services.settings
+    # The guard resolves `?scope=` for the caller before the render runs (404 / 403 there).
+    policies.declare(
+        ids.Overview.CONTENT, CallbackPolicy(Permission.READ, scope_from=ids.Overview.URL)
+    )
 
-    def load(scope: str | None) -> Overview | None:
+    def load(scope: Scope) -> Overview | None:
         """The overview's figures from SQL (a render's cost, timed for /metrics)."""
         started = time.perf_counter()
         try:
             with services.sessions() as session:
                 return load_overview(
                     session=session,
-                    code=scope,
+                    scope=scope,
                     now=services.clock(),
                     window_days=settings.kpi_window_days,
                     open_now=services.open_now,
@@ -61,12 +69,13 @@ def register(app: Dash, services: Services) -> None:
         Input(ids.Overview.RESYNC, "data"),
     )
     async def render(search: object, _resync: Any = None) -> tuple[Component, str, str, str]:
-        scope, lang = parse_search(search, settings.default_lang)
+        code, lang = parse_search(search, settings.default_lang)
+        area = current_access().scope  # None only before anything is seeded
         other = "en" if lang == "zh" else "zh"
-        switch = "/?" + urlencode({k: v for k, v in (("scope", scope), ("lang", other)) if v})
+        switch = "/?" + urlencode({k: v for k, v in (("scope", code), ("lang", other)) if v})
         try:
             # The store is synchronous: keep the event loop free for streams and other pages.
-            overview = await asyncio.to_thread(load, scope)
+            overview = await asyncio.to_thread(load, area) if area is not None else None
         except SQLAlchemyError:
             log.exception("overview query failed")
             body = layout.notice(t("error_title", lang), t("error_body", lang), "danger")
@@ -74,6 +83,8 @@ def register(app: Dash, services: Services) -> None:
         if overview is None:
             body = layout.notice(t("no_data_title", lang), t("no_data_body", lang), "warning")
             return body, t("app_title", lang), t("switch_lang", lang), switch
-        title = overview.lineage[min(1, len(overview.lineage) - 1)].name(lang)
+        lineage = from_own_area(overview.lineage, current_access().principal)
+        overview = replace(overview, lineage=lineage)
+        title = lineage[min(1, len(lineage) - 1)].name(lang)
         body = layout.content(overview, lang, services.tz, settings.kpi_window_days)
         return body, f"{title} · {t('app_title', lang)}", t("switch_lang", lang), switch

@@ -6,23 +6,59 @@ from typing import TYPE_CHECKING, Any
 
 from dash import Dash, Input, Output, no_update
 from dash.development.base_component import Component
+from dash.exceptions import CallbackException
 
+from data_sources.access.guard import CallbackPolicies, CallbackPolicy
+from data_sources.access.model import Permission
+from layouts import admin as admin_layout
 from layouts import ids
 from layouts import overview as overview_layout
 from layouts import wall as wall_layout
 from layouts.pages import page_of
 
 if TYPE_CHECKING:
-    from app import Services
+    from data_sources.services import Services
 
 
-def register(app: Dash, services: Services) -> None:
+def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     tile_url, tz = services.settings.tile_url, services.settings.timezone
+    # A page's shell holds no data; the admin page's own callbacks need the admin permission.
+    policies.declare(ids.App.PAGE, CallbackPolicy(Permission.READ))
 
     @app.callback(Output(ids.App.PAGE, "children"), Input(ids.App.URL, "pathname"))
     def route(pathname: object) -> Component | Any:
         if not isinstance(pathname, str):  # None: the location has not read the browser's URL yet
             return no_update
-        if page_of(pathname) == "wall":
+        page = page_of(pathname)
+        if page == "wall":
             return wall_layout.page(tile_url, tz)
+        if page == "admin":
+            return admin_layout.page()
         return overview_layout.page()
+
+
+def unknown_ids(app: Dash) -> list[str]:
+    """The ids that `app`'s callbacks name and its validation layout (or layout) lacks, sorted.
+
+    Dash checks this only in the browser, with its dev tools on; this is the same check on the
+    server. Like Dash's, it leaves out pattern-matching ids (their components are made by
+    callbacks) and `allow_optional` ones.
+    """
+    layout = app.validation_layout or app.layout
+    layout = layout() if callable(layout) else layout
+    known = {getattr(c, "id", None) for c in [layout, *layout._traverse()]}
+    named: set[str] = set()
+    for spec in app.callback_map.values():
+        outputs = spec["output"] if isinstance(spec["output"], list) else [spec["output"]]
+        named |= {str(o.component_id) for o in outputs if isinstance(o.component_id, str)}
+        for dep in [*spec["inputs"], *spec["state"]]:
+            if not dep.get("allow_optional") and not dep["id"].startswith("{"):
+                named.add(dep["id"])
+    return sorted(named - known)
+
+
+def check_ids(app: Dash) -> None:
+    """Raise if a callback of `app` names an id that no page has (a typo, a renamed component)."""
+    if missing := unknown_ids(app):
+        message = f"callbacks name ids that no page has: {', '.join(missing)}"
+        raise CallbackException(message)  # type: ignore[no-untyped-call]

@@ -8,14 +8,18 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from dash import ClientsideFunction, Dash, Input, Output, State, dcc, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, html, no_update
 from plotly.io.json import to_json_plotly
 from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.query import parse_query
+from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
+from data_sources.access.model import Forbidden, Permission, Scope
+from data_sources.access.scope import from_own_area, scope_of
 from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
 from data_sources.events import ID_PATTERN
 from data_sources.ingest import IngestError
@@ -28,7 +32,7 @@ from layouts import wall as layout
 from layouts.i18n import LANGS, Lang, t
 
 if TYPE_CHECKING:
-    from app import Services
+    from data_sources.services import Services
 
 log = logging.getLogger(__name__)
 #: Scopes whose map outlines are kept in memory (outlines change only with the hierarchy).
@@ -159,8 +163,15 @@ def regions(
     }
 
 
-def register(app: Dash, services: Services) -> None:
+def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     settings = services.settings
+    # The guard resolves `?scope=` for the caller before either callback runs (404 / 403 there)
+    # and lets only those who may act acknowledge (a refusal is audited).
+    policies.declare(W.TITLE, CallbackPolicy(Permission.READ, scope_from=W.URL))
+    policies.declare(
+        W.ACTION_RESULT,
+        CallbackPolicy(Permission.ACT, scope_from=W.URL, action="alarm.acknowledge"),
+    )
     cache: OrderedDict[int, tuple[list[Area], Area | None]] = OrderedDict()
     lock = threading.Lock()  # renders run in worker threads
 
@@ -176,14 +187,14 @@ def register(app: Dash, services: Services) -> None:
                     cache.popitem(last=False)
         return found
 
-    def load(scope: str | None) -> WallFigures | None:
+    def load(scope: Scope) -> WallFigures | None:
         """The wall's figures from SQL (a render's or a refresh's cost, timed for /metrics)."""
         started = time.perf_counter()
         try:
             with services.sessions() as session:
                 return load_wall(
                     session=session,
-                    code=scope,
+                    scope=scope,
                     now=services.clock(),
                     tz=services.tz,
                     window_days=settings.kpi_window_days,
@@ -208,7 +219,9 @@ def register(app: Dash, services: Services) -> None:
         alarms = {n.code: live.open_alarms.get(n.id, 0) for n in codes}
         return alarms, on_duty(fixes, node, services.clock())
 
-    def compose(figures: WallFigures, lang: Lang, fit: str, rotate: int | None) -> dict[str, Any]:
+    def compose(
+        figures: WallFigures, lang: Lang, fit: str, rotate: int | None, *, actions: bool
+    ) -> dict[str, Any]:
         alarms, duty = live_figures(figures)
         return regions(
             figures,
@@ -219,20 +232,21 @@ def register(app: Dash, services: Services) -> None:
             days=settings.kpi_window_days,
             workers_on_duty=duty,
             alarms=alarms,
-            actions=settings.wall_actions,
+            actions=actions and settings.wall_actions,
         )
 
-    async def refresh(node_id: int, lang: str) -> str | None:
-        """The hub's periodic refresh of one scope (for all its walls in `lang`): the regions of
-        `REFRESHED` as a fresh render draws them now, with the live figures they were drawn
-        with; encoded once."""
-        code = services.directory.codes.get(node_id)
+    async def refresh(node_id: int, lang: str, *, actions: bool) -> str | None:
+        """The hub's periodic refresh of one scope (for all its walls in `lang`, with or without
+        the action buttons): the regions of `REFRESHED` as a fresh render draws them now, with
+        the live figures they were drawn with; encoded once."""
+        places = services.directory
+        code = places.codes.get(node_id)
         if code is None or lang not in LANGS:
             return None
-        figures = await asyncio.to_thread(load, code)
+        figures = await asyncio.to_thread(load, scope_of(code, places.nodes[code]))
         if figures is None or figures.overview.scope.node.code != code:
             return None
-        drawn = compose(figures, lang, layout.DEFAULT_FIT, None)
+        drawn = compose(figures, lang, layout.DEFAULT_FIT, None, actions=actions)
         return str(
             to_json_plotly(
                 {
@@ -245,7 +259,10 @@ def register(app: Dash, services: Services) -> None:
             )
         )
 
-    services.hub.refreshers["wall"] = refresh
+    # The stream of a page whose viewer may act watches "wall-act" (live_router): the same
+    # regions with the ticker's buttons.
+    services.hub.refreshers["wall"] = partial(refresh, actions=False)
+    services.hub.refreshers["wall-act"] = partial(refresh, actions=True)
 
     @app.callback(
         output=OUTPUTS,
@@ -255,21 +272,23 @@ def register(app: Dash, services: Services) -> None:
     async def render(search: object, resync: Any = None) -> dict[str, Any]:  # noqa: ARG001
         if not isinstance(search, str):  # None: the location has not read the browser's URL yet
             return stay(no_update)
-        scope, lang, fit = parse_wall_search(search, settings.default_lang)
-        places = services.directory
-        if scope is not None and places.root_id is not None and scope not in places.nodes:
-            # Never the city instead: a wall must not show another area under this one's name.
-            city = layout.href(places.codes[places.root_id], lang, fit)
-            return nowhere(scope, city, lang)
+        _code, lang, fit = parse_wall_search(search, settings.default_lang)
+        access = current_access()  # the scope was resolved for the viewer (404 / 403 before)
+        if access.scope is None:  # nothing seeded yet
+            return stay(layout.notice(t("no_data_title", lang), t("no_data_body", lang)))
         try:
             # The store is synchronous: keep the event loop free for streams and other pages.
-            figures = await asyncio.to_thread(load, scope)
+            figures = await asyncio.to_thread(load, access.scope)
         except SQLAlchemyError:
             log.exception("wall query failed")
             return stay(layout.notice(t("error_title", lang), t("error_body", lang)))
         if figures is None:
             return stay(layout.notice(t("no_data_title", lang), t("no_data_body", lang)))
-        return compose(figures, lang, fit, parse_rotate(search))
+        actions = access.principal.may(Permission.ACT)
+        drawn = compose(figures, lang, fit, parse_rotate(search), actions=actions)
+        lineage = from_own_area(figures.overview.lineage, access.principal)
+        drawn["breadcrumb"] = layout.breadcrumb(lineage, lang, fit, parse_rotate(search))
+        return drawn
 
     @app.callback(
         Output(W.ACTION_RESULT, "children"),
@@ -278,40 +297,67 @@ def register(app: Dash, services: Services) -> None:
         prevent_initial_call=True,
     )
     async def act(request: object, search: object) -> Any:
-        """A ticker button: acknowledge the alarm (and open its case) as the duty officer.
+        """A ticker button: acknowledge the alarm (and open its case) as the signed-in operator
+        (or operator display), who is the actor recorded and audited.
 
         `request` is whatever the callback's body says (assets/wall.js sends {alarm, case,
-        nonce}): anything else, or an id no alarm can have, changes nothing (not a 500).
+        nonce}): anything else, or an id no alarm can have, changes nothing (not a 500). The
+        guard let only those who may act in the page's area through; an alarm outside that area
+        is refused (403) and audited like any refusal.
         """
-        _scope, lang, _fit = parse_wall_search(search, settings.default_lang)
+        _code, lang, _fit = parse_wall_search(search, settings.default_lang)
+        access = current_access()
         if not settings.wall_actions:  # no buttons were drawn: a forged request
             log.warning("wall action refused: GRIDCC_WALL_ACTIONS is off")
-            return no_update
+            raise Forbidden("actions are switched off on this server")
         if not isinstance(request, dict):
             return no_update
         alarm_id = request.get("alarm")
         if not isinstance(alarm_id, str) or not re.fullmatch(ID_PATTERN, alarm_id):
             return no_update
         nonce = str(request.get("nonce", ""))[:64]
+        create_case = request.get("case") is True
+        detail: dict[str, Any] = {"case": create_case}
+
+        async def audit(outcome: str, reason: str | None = None) -> None:
+            more = {"reason": reason} if reason else {}
+            await services.audit(
+                access.principal,
+                "alarm.acknowledge",
+                outcome,
+                scope_code=access.scope.code if access.scope else None,
+                target=alarm_id,
+                detail=detail | more,
+                client=access.client,
+            )
+
         try:
             result = await act_on_alarm(
                 ingestor=services.ingestor(),
                 sessions=services.sessions,
                 directory=services.directory,
                 alarm_id=alarm_id,
-                actor=settings.duty_officer,
-                create_case=request.get("case") is True,
+                actor=access.principal.name,
+                create_case=create_case,
                 now=services.clock(),
+                scope=access.scope,
             )
         except AlarmActionError as exc:
+            await audit("denied" if exc.status_code == 403 else "failed", exc.reason)
+            if exc.status_code == 403:
+                raise Forbidden(exc.reason) from None
             key = "ack_not_found" if exc.status_code == 404 else "ack_closed"
             return action_message(t(key, lang, alarm=alarm_id), nonce, failed=alarm_id)
         except (IngestError, SQLAlchemyError):
             log.exception("alarm action failed")
+            await audit("failed", "store")
             return action_message(t("ack_failed", lang), nonce, failed=alarm_id)
         except Exception:  # the bus down, a directory out of date…: the page must hear it failed
             log.exception("alarm action failed unexpectedly")
+            await audit("failed", "unexpected")
             return action_message(t("ack_failed", lang), nonce, failed=alarm_id)
+        detail |= {"acknowledged": result.acknowledged, "case_id": result.case_id}
+        await audit("ok")
         return action_message(result_text(result, lang), nonce)
 
     app.clientside_callback(  # type: ignore[no-untyped-call]
@@ -321,23 +367,6 @@ def register(app: Dash, services: Services) -> None:
         State(W.URL, "search"),
         prevent_initial_call=True,
     )
-
-
-#: Outputs that hold map layers (emptied with an empty collection, not None).
-MAP_LAYERS = ("areas", "labels", "outline", "cameras", "workers", "alarm_points")
-
-
-def nowhere(code: str, city: str, lang: Lang) -> dict[str, Any]:
-    """Every region of a wall whose scope does not exist: empty, and a "no such area" notice with
-    the way up to the city (no `data-scope` is left on the page, so no stream is opened)."""
-    regions: dict[str, Any] = dict.fromkeys(OUTPUTS)
-    regions |= dict.fromkeys(MAP_LAYERS, wall_map.EMPTY) | {"viewport": no_update}
-    regions["notice"] = layout.notice(
-        t("no_such_area_title", lang),
-        t("no_such_area_body", lang, code=code),
-        dcc.Link(t("to_city", lang), href=city, className="wall-notice-link"),
-    )
-    return regions
 
 
 def alarm_name(alarm_type: str, place: str, lang: Lang) -> str:

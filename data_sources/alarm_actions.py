@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.access.keys import KeyRing
+from data_sources.access.model import Scope
 from data_sources.api_schema import error_responses, json_body
 from data_sources.body import request_json
 from data_sources.capacity import run_ingest
@@ -117,11 +119,13 @@ def plan_alarm_action(
     actor: str,
     create_case: bool,
     now: datetime,
+    scope: Scope | None = None,
 ) -> AlarmPlan:
     """What acknowledging alarm `alarm_id` takes (and opening its case, with `create_case`).
 
-    Raises AlarmActionError: 404 for an unknown alarm, 409 for one that has ended.
-    `now` is naive UTC.
+    Raises AlarmActionError: 404 for an unknown alarm, 403 for one outside `scope` (the area
+    of the person acting; None: an ingest source's key, which covers the whole city), 409 for
+    one that has ended. `now` is naive UTC.
     """
     row = session.execute(
         select(
@@ -139,10 +143,12 @@ def plan_alarm_action(
     ).one_or_none()
     if row is None:
         raise AlarmActionError(404, f"unknown alarm '{alarm_id}'")
+    camera = directory.cameras.get(row.code)
+    if scope is not None and (camera is None or not scope.contains(camera.path)):
+        raise AlarmActionError(403, f"alarm '{alarm_id}' is outside your area")
     if row.status in _ENDED:
         reason = f"alarm '{alarm_id}' has already ended ({row.status}): it cannot be acknowledged"
         raise AlarmActionError(409, reason)
-    camera = directory.cameras.get(row.code)
     if camera is None or not camera.path:
         raise AlarmActionError(409, f"camera '{row.code}' of alarm '{alarm_id}' has no place")
     node = directory.codes[camera.path[-1]]
@@ -193,8 +199,10 @@ async def act_on_alarm(
     actor: str,
     create_case: bool,
     now: datetime,
+    scope: Scope | None = None,
 ) -> AlarmActionResult:
-    """Acknowledge alarm `alarm_id` (and open its case) through the ingest path; idempotent."""
+    """Acknowledge alarm `alarm_id` (and open its case) through the ingest path; idempotent.
+    `scope`: the acting person's area (403 for an alarm outside it)."""
 
     def prepare() -> tuple[list[Any], AlarmPlan]:
         with sessions() as session:
@@ -205,6 +213,7 @@ async def act_on_alarm(
                 actor=actor,
                 create_case=create_case,
                 now=now,
+                scope=scope,
             )
         if not plan.events:
             return [], plan
@@ -251,16 +260,16 @@ def alarm_router(
     sessions: sessionmaker[Session],
     directory: Callable[[], Directory],
     clock: Callable[[], datetime],
-    api_keys: dict[str, str],
+    keys: KeyRing,
 ) -> APIRouter:
-    """`POST /api/v1/alarms/{alarm_id}/acknowledge`, authenticated by the same API keys as ingest."""
+    """`POST /api/v1/alarms/{alarm_id}/acknowledge`, for the ingest (or admin) keys of `keys`."""
     router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
     # The body is read by the handler (byte and depth limits, body.py), so its schema is declared.
     @router.post(
         "/alarms/{alarm_id}/acknowledge",
         openapi_extra=json_body(AcknowledgeRequest.model_json_schema(), required=False),
-        responses=error_responses(400, 401, 404, 409, 413, 422, 503),
+        responses=error_responses(400, 401, 403, 404, 409, 413, 422, 503),
     )
     async def acknowledge(
         http: Request,
@@ -270,7 +279,7 @@ def alarm_router(
         x_api_key: str | None = Header(default=None),
     ) -> dict[str, Any]:
         """Acknowledge an alarm and, with `create_case`, open a video case for it. Idempotent."""
-        source = source_of(x_api_key, api_keys)
+        source = source_of(x_api_key, keys)
         raw = await request_json(http, ACK_MAX_BODY_BYTES, empty=None)
         try:
             request = AcknowledgeRequest.model_validate({} if raw is None else raw)

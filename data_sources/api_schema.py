@@ -39,7 +39,8 @@ _PROBLEMS: dict[str, Any] = {
 }
 _MEANINGS: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("The body is not JSON we take: invalid, not UTF-8, or nested too deep.", ERROR),
-    401: ("No API key, or one that is not configured.", ERROR),
+    401: ("No credential (API key, or a signed-in session), or one that does not hold.", ERROR),
+    403: ("Not allowed: this key or user may not do this, or not in this area.", ERROR),
     404: ("No such resource.", ERROR),
     409: ("Already done: every event of the request was accepted before.", ERROR),
     413: ("The body, or the batch, is over the limit.", ERROR),

@@ -24,11 +24,11 @@ from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.access.keys import KeyRing, KeyRole
 from data_sources.api_schema import error_responses, json_body
 from data_sources.body import request_json
 from data_sources.bus import Bus
 from data_sources.events import EVENT_KINDS, ID_PATTERN
-from data_sources.ingest import source_of
 from data_sources.schema import DeadLetterRow
 
 #: An error is kept to this many characters: a ValidationError of a big entry quotes its input, and
@@ -216,17 +216,17 @@ class RetryRequest(BaseModel):
 
 
 def dead_letters_router(
-    sessions: sessionmaker[Session], bus: Callable[[], Bus], api_keys: dict[str, str]
+    sessions: sessionmaker[Session], bus: Callable[[], Bus], keys: KeyRing
 ) -> APIRouter:
-    """`GET /api/v1/dead-letters` and `POST /api/v1/dead-letters/retry`, behind the ingest keys."""
+    """`GET /api/v1/dead-letters` and `POST /api/v1/dead-letters/retry`, for admin keys only."""
     router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
-    @router.get("", responses=error_responses(401, 503))
+    @router.get("", responses=error_responses(401, 403, 503))
     async def get_dead_letters(
         limit: int = Query(100, ge=1, le=10_000), x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
         """Dead letters, oldest first, with their errors; `total` counts all of them."""
-        source_of(x_api_key, api_keys)
+        keys.require(x_api_key, KeyRole.ADMIN)
 
         def read() -> tuple[int, list[DeadLetter]]:
             with sessions() as session:
@@ -240,14 +240,14 @@ def dead_letters_router(
     # parses a declared body before any check: 5 MB from a wrong key blocked the loop for 4 s).
     @router.post(
         "/retry",
-        responses=error_responses(400, 401, 413, 422, 503),
+        responses=error_responses(400, 401, 403, 413, 422, 503),
         openapi_extra=json_body(RetryRequest.model_json_schema()),
     )
     async def post_retry(
         raw: Request, x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
         """Republish dead letters to the bus (after a fix) and remove them from the list."""
-        source_of(x_api_key, api_keys)
+        keys.require(x_api_key, KeyRole.ADMIN)
         try:
             request = RetryRequest.model_validate(await request_json(raw, RETRY_MAX_BODY_BYTES))
         except ValidationError as exc:

@@ -8,7 +8,6 @@ projector is idempotent as well, so a duplicate that slips past this check is st
 
 from __future__ import annotations
 
-import hmac
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.access.keys import KeyRing, KeyRole
 from data_sources.api_schema import error_responses, events_body_schema, json_body
 from data_sources.body import request_json
 from data_sources.bulk import IN_CHUNK
@@ -255,16 +255,10 @@ def _racing(raw: Sequence[Any], valid: list[Event], published: list[Event]) -> l
     ]
 
 
-def source_of(key: str | None, api_keys: dict[str, str]) -> str:
-    """The name of the source whose API key `key` is; 401 when there is none."""
-    if not api_keys:
-        raise HTTPException(401, "ingest is disabled: no API keys are configured (GRIDCC_API_KEYS)")
-    if not key:
-        raise HTTPException(401, "missing X-API-Key header")
-    for source, expected in api_keys.items():
-        if hmac.compare_digest(key.encode(), expected.encode()):
-            return source
-    raise HTTPException(401, "invalid API key")
+def source_of(key: str | None, keys: KeyRing) -> str:
+    """The name of the source whose API key `key` is (an ingest or an admin key); 401 when there
+    is none."""
+    return keys.require(key, KeyRole.INGEST).source
 
 
 #: Counts a request's events by source and outcome ("accepted", "rejected", "duplicate").
@@ -277,11 +271,11 @@ def _count_nothing(_source: str, _outcome: str, _n: int) -> None:
 
 def ingest_router(
     ingestor: Callable[[], Ingestor],
-    api_keys: dict[str, str],
+    keys: KeyRing,
     count: CountIngest = _count_nothing,
 ) -> APIRouter:
-    """Routes under /api/v1; `api_keys` maps each source's name to its key; `count` is told
-    every request's outcome (the metrics)."""
+    """Routes under /api/v1, for ingest (or admin) keys of `keys`; `count` is told every
+    request's outcome (the metrics)."""
     router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
     # The handler reads the body itself (limits, and errors as {index, field, reason}), so its
@@ -290,13 +284,13 @@ def ingest_router(
         "/events",
         status_code=status.HTTP_202_ACCEPTED,
         openapi_extra=json_body(events_body_schema(MAX_BATCH)),
-        responses=error_responses(400, 401, 409, 413, 422, 503, problems=(409, 422)),
+        responses=error_responses(400, 401, 403, 409, 413, 422, 503, problems=(409, 422)),
     )
     async def post_events(
         request: Request, x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
         """Accept one event or a JSON array of up to 1,000 events."""
-        source = source_of(x_api_key, api_keys)
+        source = source_of(x_api_key, keys)
         # Refused while it streams (413 past MAX_BODY_BYTES), nested too deep or not UTF-8 (400).
         data = await request_json(request, MAX_BODY_BYTES)
         raw = data if isinstance(data, list) else [data]

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from data_sources import store
+from data_sources.access.model import Scope
 from data_sources.kpi import Kpis, Tally, kpis
 from data_sources.model import Node
 from data_sources.store import Resources
@@ -53,19 +54,19 @@ def rank_by(values: dict[int, float | None]) -> dict[int, int]:
 def load_overview(
     *,
     session: Session,
-    code: str | None,
+    scope: Scope,
     now: datetime,
     window_days: int,
     open_now: Callable[[int], int] | None = None,
 ) -> Overview | None:
-    """The overview of node `code` (the root when None or unknown); None when nothing is seeded.
+    """The overview of `scope` (resolved and checked by `access.scope.resolve_scope`); None when
+    its node is not in the store (never another node instead).
 
     `open_now` gives a node's open cases right now (all of them, not only those reported in the
     window) from live state, the same figure the live stream updates; without it, SQL's windowed
     count is shown.
     """
-    node = store.node_by_code(session=session, code=code) if code else None
-    node = node or store.root_node(session=session)
+    node = store.node_by_code(session=session, code=scope.code)
     if node is None:
         return None
     since = now - timedelta(days=window_days)

@@ -285,3 +285,87 @@ class DeadLetterRow(Base):
     error: Mapped[str] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer)
     failed_at: Mapped[Ts]
+
+
+# ---------------------------------------------------------------- access (data_sources/access)
+
+
+class UserRow(Base):
+    """An account that signs in on the login page: a role and the node it may see."""
+
+    __tablename__ = "users"
+
+    id: Mapped[AutoPk]
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope_code: Mapped[Code]
+    #: argon2id, as `argon2.PasswordHasher` encodes it (parameters and salt included).
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[Ts]
+    disabled_at: Mapped[OptTs]
+    #: Failed sign-ins in a row, and until when the account is locked after too many.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[OptTs]
+
+
+class UserSessionRow(Base):
+    """A signed-in browser: the cookie holds a random token, this row only its SHA-256."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[AutoPk]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[Ts]
+    last_seen_at: Mapped[Ts]
+    #: The absolute end, whatever the activity; `ended_at` is set by logout or disabling.
+    expires_at: Mapped[Ts]
+    ended_at: Mapped[OptTs]
+    client: Mapped[str | None] = mapped_column(String(64))
+
+
+class DisplayRow(Base):
+    """A wall PC enrolled with a device token (stored as its SHA-256), bound to a scope."""
+
+    __tablename__ = "displays"
+
+    id: Mapped[AutoPk]
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    scope_code: Mapped[Code]
+    operator: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[Ts]
+    revoked_at: Mapped[OptTs]
+
+
+class ApiKeyRow(Base):
+    """An API key (stored as its SHA-256): an ingest source's, or an admin's for the admin APIs."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[AutoPk]
+    source: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[Ts]
+    created_by: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[OptTs]
+
+
+class AuditRow(Base):
+    """One line of the audit log: who did what, where, when, from which address, and how it
+    ended. Append-only: the migration adds triggers that refuse UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[AutoPk]
+    at: Mapped[Ts] = mapped_column(DateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)
+    actor_kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(48), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    scope_code: Mapped[str | None] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[str | None] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(String(64))

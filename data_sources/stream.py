@@ -24,16 +24,26 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException
 from fastapi.responses import StreamingResponse
 
+from data_sources.access.guard import current_access
+from data_sources.access.model import AccessError, Permission, Principal
+from data_sources.access.scope import NoHierarchy, resolve_scope
 from data_sources.api_schema import error_responses
 from data_sources.body import check_event_id
 from data_sources.directory import Directory
 from data_sources.hub import Hub
+
+#: Whether a principal's credential still holds (checked at every heartbeat).
+Alive = Callable[[Principal], Awaitable[bool]]
+
+
+async def _always(_principal: Principal) -> bool:
+    return True
 
 
 def sse(event: str, data: dict[str, Any], event_id: str | None = None) -> str:
@@ -50,6 +60,7 @@ def live_router(
     heartbeat_s: float = 15.0,
     reconnect_max_s: float = 5.0,
     retry_ms: int = 1_000,
+    alive: Alive = _always,
 ) -> APIRouter:
     router = APIRouter(tags=["live"])
 
@@ -58,7 +69,7 @@ def live_router(
         response_class=StreamingResponse,
         responses={
             200: {"description": "Server-sent events", "content": {"text/event-stream": {}}},
-            **error_responses(400, 404, 503),
+            **error_responses(400, 401, 403, 404, 503),
         },
     )
     async def stream(
@@ -71,17 +82,27 @@ def live_router(
         """Live figures of one scope (node code; the city when omitted) as server-sent events;
         `last` (or the `Last-Event-ID` header, which wins): the id of the last delta the page has;
         `view` and `lang`: the page's periodic refresh of its window figures."""
-        places = directory()
-        if places.root_id is None:
-            raise HTTPException(503, "no hierarchy loaded yet: seed the database")
-        place = places.nodes.get(scope if scope is not None else places.codes[places.root_id])
-        if place is None:
-            raise HTTPException(404, "no such area")
+        principal = current_access().principal
+        try:
+            area = resolve_scope(directory(), scope, principal)
+        except NoHierarchy:
+            raise HTTPException(503, "no hierarchy loaded yet: seed the database") from None
+        except AccessError as exc:
+            raise HTTPException(exc.status_code, exc.reason) from None
         check_event_id(last_event_id or last)  # 400 for what is no event id at all
         resume = hub().resume_point(last_event_id or last)
         hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
+
+        async def still_allowed() -> bool:
+            return await alive(principal)
+
+        # Those who may act get the wall's refreshes with the ticker's buttons.
+        watched = f"{view}-act" if view == "wall" and principal.may(Permission.ACT) else view
+
         return StreamingResponse(
-            _events(hub(), place.id, resume, hello, heartbeat_s, retry_ms, view, lang),
+            _events(
+                hub(), area.id, resume, hello, heartbeat_s, retry_ms, watched, lang, still_allowed
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
         )
@@ -102,6 +123,7 @@ async def _events(
     retry_ms: int,
     view: str | None = None,
     lang: str = "zh",
+    allowed: Callable[[], Awaitable[bool]] | None = None,
 ) -> AsyncIterator[str | bytes]:
     # Subscribe before taking the snapshot: a change in between is then delivered as well
     # (deltas carry absolute figures, so seeing it twice is harmless).
@@ -113,16 +135,33 @@ async def _events(
             snapshot = {**hub.snapshot(node), **hello, "pipeline": hub.pipeline, "at": _now_ms()}
             yield sse("snapshot", snapshot, hub.event_id(hub.last_id))
         else:
-            for delta in backlog:
-                yield sse("delta", delta, hub.event_id(delta["id"]))
+            for missed in backlog:
+                yield sse("delta", missed, hub.event_id(missed["id"]))
             # The hello, and a current `at`: the backlog's own stamps are old by design.
             yield sse("ping", {**hello, "pipeline": hub.pipeline, "at": _now_ms()})
+        # The credential is checked once a heartbeat, busy or quiet; a ping goes out when
+        # nothing else did for a heartbeat.
+        loop = asyncio.get_running_loop()
+        next_check = next_ping = loop.time() + heartbeat_s
+        delta: dict[str, Any] | None
         while True:
             try:
-                delta = await asyncio.wait_for(sub.queue.get(), heartbeat_s)
+                wait = max(0.0, min(next_check, next_ping) - loop.time())
+                delta = await asyncio.wait_for(sub.queue.get(), wait)
             except TimeoutError:
-                yield sse("ping", {**hello, "pipeline": hub.pipeline, "at": _now_ms()})
+                delta = None
+            now = loop.time()
+            if now >= next_check:
+                next_check = now + heartbeat_s
+                if allowed is not None and not await allowed():
+                    yield sse("denied", {"reason": "signed_out", "at": _now_ms()})
+                    return
+            if delta is None:
+                if now >= next_ping:
+                    next_ping = now + heartbeat_s
+                    yield sse("ping", {**hello, "pipeline": hub.pipeline, "at": _now_ms()})
                 continue
+            next_ping = now + heartbeat_s
             if delta.get("cut"):
                 return
             if "refresh" in delta:  # the whole event, encoded once for all the scope's pages

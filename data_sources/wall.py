@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from data_sources import store
+from data_sources.access.model import Scope
 from data_sources.level_scale import LoadScale, level_scale
 from data_sources.model import FUNNEL, AlarmStatus, Channel, Level, Node
 from data_sources.overview import Overview, load_overview
@@ -31,7 +32,7 @@ from data_sources.wall_layers import (
     scope_workers,
     worker_node_id,
 )
-from data_sources.wall_layers import ON_DUTY as ON_DUTY  # app.py's restart window
+from data_sources.wall_layers import ON_DUTY as ON_DUTY  # the services' restart window
 
 FEED_LENGTH = 6
 ALARM_LENGTH = 6
@@ -334,19 +335,20 @@ def on_duty(fixes: Iterable[tuple[tuple[int, ...], datetime]], node: Node, now: 
 def load_wall(
     *,
     session: Session,
-    code: str | None,
+    scope: Scope,
     now: datetime,
     tz: ZoneInfo,
     window_days: int,
     open_now: Callable[[int], int] | None = None,
     areas: Callable[[Node], tuple[list[Area], Area | None]] | None = None,
 ) -> WallFigures | None:
-    """The wall's figures for node `code` (the root when None or unknown); None when empty.
+    """The wall's figures for `scope` (resolved and checked by `access.scope.resolve_scope`);
+    None when its node is not in the store.
 
     `areas` may serve the map outlines from a cache (they change only with the hierarchy).
     """
     overview = load_overview(
-        session=session, code=code, now=now, window_days=window_days, open_now=open_now
+        session=session, scope=scope, now=now, window_days=window_days, open_now=open_now
     )
     if overview is None:
         return None

@@ -30,6 +30,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from data_sources.access.headers import content_security_policy, inline_script_hashes
 from data_sources.body import BadInput, asgi_body, parse_json
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class HeadAsGet:
 #: the overview's are under 2 kB. Far more is not a page talking to its server, and reading and
 #: parsing happen on the event loop before the render gate: 1 MB took 16 ms, 64 kB ~1 ms.
 DASH_MAX_BODY_BYTES = 64_000
+#: Where `DashGuard` leaves a callback request's parsed body in the ASGI scope, for the access
+#: guard downstream (the body is read and parsed once).
+DASH_BODY = "gridcc.dash_body"
 _WILDCARDS = {f'["{w.value}"]': w for w in Wildcard}
 
 
@@ -188,7 +192,7 @@ class DashGuard:
                 self._check_suite_file(path.removeprefix(prefix + "_dash-component-suites/"))
             body = await asgi_body(scope, receive, self.max_body)
             if path == prefix + "_dash-update-component" and scope["method"] == "POST":
-                self._check_callback(Headers(scope=scope), body)
+                scope[DASH_BODY] = self._check_callback(Headers(scope=scope), body)
         except BadInput as exc:
             await JSONResponse({"detail": exc.reason}, exc.status_code)(scope, receive, send)
             return
@@ -202,12 +206,15 @@ class DashGuard:
         if file not in self.dash_app.registered_paths.get(package, ()):
             raise BadInput(404, "Not Found")
 
-    def _check_callback(self, headers: Headers, body: bytes) -> None:
+    def _check_callback(self, headers: Headers, body: bytes) -> Any:
+        """The callback request's parsed body, checked."""
         if headers.get("content-type", "").partition(";")[0].strip() != "application/json":
             raise BadInput(415, "a callback request is JSON (Content-Type: application/json)")
-        problem = callback_problem(parse_json(body), self.dash_app.callback_map)
+        parsed = parse_json(body)
+        problem = callback_problem(parsed, self.dash_app.callback_map)
         if problem is not None:
             raise BadInput(400, f"not a Dash callback request: {problem}")
+        return parsed
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -311,7 +318,7 @@ def serve_api_docs(server: FastAPI, docs_url: str, assets_url: str = "/vendor/sw
     @server.get(docs_url, include_in_schema=False)
     async def api_docs(request: Request) -> HTMLResponse:
         root: str = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}{openapi_url}",
             title=f"{server.title} - API",
             swagger_js_url=f"{root}{assets_url}/swagger-ui-bundle.js",
@@ -319,6 +326,10 @@ def serve_api_docs(server: FastAPI, docs_url: str, assets_url: str = "/vendor/sw
             swagger_favicon_url=f"{root}{assets_url}/favicon.png",
             swagger_ui_parameters=server.swagger_ui_parameters,
         )
+        # Its one inline script (which starts Swagger UI) runs by its hash, nothing else inline.
+        hashes = inline_script_hashes(bytes(page.body).decode())
+        page.headers["Content-Security-Policy"] = content_security_policy(hashes)
+        return page
 
 
 # ---------------------------------------------------------------- errors that must not be 500s

@@ -104,3 +104,72 @@ def wall_rank_cell(code: str, name: str) -> str:
 def wall_worker_row(code: str) -> str:
     """Id of the wall's row of grid worker `code` (at a building)."""
     return f"wall-worker-{code}"
+
+
+class Admin(StrEnum):
+    """Ids of the administration page `/admin` (users, displays, API keys, the audit log)."""
+
+    URL = "admin-url"
+    TITLE = "admin-title"
+    LANG_LINK = "admin-lang-link"
+    CONTENT = "admin-content"
+    TABS = "admin-tabs"
+    # ---- users 用户
+    USERS = "admin-users"
+    USER_NAME = "admin-user-name"
+    USER_ROLE = "admin-user-role"
+    USER_SCOPE = "admin-user-scope"
+    USER_PASSWORD = "admin-user-password"
+    USER_PASSWORD2 = "admin-user-password2"
+    USER_ADD = "admin-user-add"
+    USER_ADD_GENERATE = "admin-user-add-generate"
+    USER_ADD_RESULT = "admin-user-add-result"
+    PASSWD_USER = "admin-passwd-user"
+    PASSWD_PASSWORD = "admin-passwd-password"
+    PASSWD_PASSWORD2 = "admin-passwd-password2"
+    PASSWD_SET = "admin-passwd-set"
+    PASSWD_GENERATE = "admin-passwd-generate"
+    PASSWD_RESULT = "admin-passwd-result"
+    #: Pattern-matching type of a user row's 停用 button (a confirm dialog): `row_action`.
+    USER_DISABLE = "admin-user-disable"
+    USER_DISABLE_RESULT = "admin-user-disable-result"
+    #: Pattern-matching type of a disabled user row's 启用 button: `row_action`.
+    USER_ENABLE = "admin-user-enable"
+    USER_ENABLE_RESULT = "admin-user-enable-result"
+    # ---- displays 显示终端
+    DISPLAYS = "admin-displays"
+    DISPLAY_NAME = "admin-display-name"
+    DISPLAY_SCOPE = "admin-display-scope"
+    DISPLAY_OPERATOR = "admin-display-operator"
+    DISPLAY_ADD = "admin-display-add"
+    DISPLAY_ADD_RESULT = "admin-display-add-result"
+    #: Pattern-matching type of a display row's 吊销 button (a confirm dialog): `row_action`.
+    DISPLAY_REVOKE = "admin-display-revoke"
+    DISPLAY_REVOKE_RESULT = "admin-display-revoke-result"
+    # ---- API keys 接入密钥
+    KEYS = "admin-keys"
+    KEY_SOURCE = "admin-key-source"
+    KEY_ROLE = "admin-key-role"
+    KEY_ADD = "admin-key-add"
+    KEY_ADD_RESULT = "admin-key-add-result"
+    #: Pattern-matching type of a key row's 吊销 button (a confirm dialog): `row_action`.
+    KEY_REVOKE = "admin-key-revoke"
+    KEY_REVOKE_RESULT = "admin-key-revoke-result"
+    # ---- the audit log 审计日志
+    AUDIT_ACTOR = "admin-audit-actor"
+    AUDIT_ACTION = "admin-audit-action"
+    AUDIT_OUTCOME = "admin-audit-outcome"
+    AUDIT_SINCE = "admin-audit-since"
+    AUDIT_UNTIL = "admin-audit-until"
+    AUDIT_SEARCH = "admin-audit-search"
+    AUDIT_STATUS = "admin-audit-status"
+    AUDIT_TABLE = "admin-audit-table"
+    AUDIT_BODY = "admin-audit-body"
+    AUDIT_MORE = "admin-audit-more"
+    #: The filters the list was drawn with and the id of its last line (keyset paging).
+    AUDIT_CURSOR = "admin-audit-cursor"
+
+
+def row_action(kind: Admin, index: int) -> dict[str, str | int]:
+    """Id of the button of kind `kind` (`Admin.USER_DISABLE`…) in the table row of `index`."""
+    return {"type": str(kind), "index": index}

@@ -16,25 +16,6 @@ from data_sources.overview import FeedItem, NodeFigures, Overview
 from layouts import ids
 from layouts.i18n import Lang, number, percent, t
 
-INDEX_STRING = """<!DOCTYPE html>
-<html lang="zh-CN" data-bs-theme="dark">
-    <head>
-        {%metas%}
-        <meta name="gridcc-build" content="{build}">
-        <title>{%title%}</title>
-        {%favicon%}
-        {%css%}
-    </head>
-    <body>
-        {%app_entry%}
-        <footer>
-            {%config%}
-            {%scripts%}
-            {%renderer%}
-        </footer>
-    </body>
-</html>"""
-
 #: (Kpis/Resources field, formatter kind) of the tiles, in display order.
 TILES: tuple[tuple[str, str], ...] = (
     ("open", "count"),

@@ -1,14 +1,40 @@
-"""The top-level shell: one location and the page the URL's path asks for (`/` or `/wall`)."""
+"""The shell of every page: its HTML, one location and the page the URL's path asks for (`/`,
+`/wall` or `/admin`)."""
 
 from __future__ import annotations
 
 from dash import dcc, html
 from dash.development.base_component import Component
 
+from layouts import admin as admin_layout
 from layouts import ids
+from layouts import overview as overview_layout
+from layouts import wall as wall_layout
+
+#: The HTML around every page (Dash's index string); `{build}` is the build the page came from.
+INDEX_STRING = """<!DOCTYPE html>
+<html lang="zh-CN" data-bs-theme="dark">
+    <head>
+        {%metas%}
+        <meta name="gridcc-build" content="{build}">
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
 
 #: Paths served by the wall; every other path shows the overview (never a blank page).
 WALL_PATHS = ("/wall", "/wall/")
+#: Paths of the administrators' page (users, displays, API keys, audit log).
+ADMIN_PATHS = ("/admin", "/admin/")
 
 
 def shell() -> Component:
@@ -20,5 +46,20 @@ def shell() -> Component:
 
 
 def page_of(pathname: str) -> str:
-    """Which page a path shows: "wall" or "overview"."""
-    return "wall" if pathname in WALL_PATHS else "overview"
+    """Which page a path shows: "wall", "admin" or "overview"."""
+    if pathname in WALL_PATHS:
+        return "wall"
+    return "admin" if pathname in ADMIN_PATHS else "overview"
+
+
+def validation_layout(tile_url: str | None, tz: str) -> Component:
+    """The shell with every page in it: what the callbacks' ids are checked against, since the
+    pages are swapped in by the router and their ids are not in the shell."""
+    return html.Div(
+        [
+            shell(),
+            overview_layout.page(),
+            wall_layout.page(tile_url, tz),
+            admin_layout.validation_page(),
+        ]
+    )

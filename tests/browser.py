@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,3 +140,12 @@ def post_event(base: str, event: dict[str, object]) -> None:
     )
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 202
+
+
+def sign_in_page(page: Page, base: str, name: str, password: str, then: str = "/") -> None:
+    """Sign in through the login form, as a person does, and land on `then`."""
+    page.goto(f"{base}/login?next={urllib.parse.quote(then, safe='')}", wait_until="load")
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}{then}", wait_until="load")

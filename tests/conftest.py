@@ -7,20 +7,28 @@ A test that needs a service which is not configured is skipped on a developer ma
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 from playwright.sync_api import Browser, sync_playwright
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+from starlette.testclient import TestClient
 
 from data_sources import db
+from data_sources.access.accounts import add_user
+from data_sources.access.model import Role, Scope
+from data_sources.model import Level
+from data_sources.schema import NodeRow
 from data_sources.seed.city import SeedReport, seed_city
 
 from .browser import launch
@@ -28,6 +36,11 @@ from .browser import launch
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = datetime(2026, 11, 23, 6, 0)  # 14:00 on a Monday in Kunming
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+#: The city's code. The suite's servers (in-process and subprocesses, which inherit this) let
+#: anonymous visitors read it, as `gridcc demo` does: tests of the pipeline and the pages need no
+#: login. The access tests set their own `anonymous_scope` (None: login required).
+CITY = "530100"
+os.environ.setdefault("GRIDCC_ANONYMOUS_SCOPE", CITY)
 
 
 def need(what: str, reason: str) -> None:
@@ -181,3 +194,65 @@ def browser(chromium_path: str) -> Iterator[Browser]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# ---------------------------------------------------------------- signing in
+
+
+#: The password of every account the tests make (passes the password policy).
+PASSWORD = "correct horse 42"
+
+
+def add_account(database_url: str, name: str, role: str, scope: str) -> str:
+    """An account on `database_url` (migrated, with node `scope`); returns its password."""
+    engine = db.make_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            add_user(
+                session=session,
+                name=name,
+                role=Role(role),
+                scope_code=scope,
+                password=PASSWORD,
+                now=datetime.now(UTC).replace(tzinfo=None),
+            )
+    finally:
+        engine.dispose()
+    return PASSWORD
+
+
+def sign_in(client: TestClient, name: str, password: str = PASSWORD) -> None:
+    """Sign `client` in through the login form, as a browser does; from then on it sends the
+    session's CSRF token with every request, as Dash's renderer does."""
+    form = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+    assert csrf is not None, form.text
+    answer = client.post(
+        "/login",
+        content=urlencode({"name": name, "password": password, "csrf": csrf[1], "next": "/"}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    client.headers["X-CSRFToken"] = client.cookies["_csrf_token"]
+
+
+def as_page(client: TestClient) -> TestClient:
+    """`client` as a page's scripts are: it loaded a page (which set the CSRF cookie) and echoes
+    the token in `X-CSRFToken` on every request."""
+    page = client.get("/")
+    assert page.status_code == 200, page.status_code
+    client.headers["X-CSRFToken"] = client.cookies["_csrf_token"]
+    return client
+
+
+def area(session: Session, code: str) -> Scope:
+    """The `Scope` of node `code` as `resolve_scope` makes it (from the store, not a directory);
+    a code no node has gives a scope whose node is missing."""
+    row = session.scalars(select(NodeRow).where(NodeRow.code == code)).one_or_none()
+    if row is None:
+        return Scope(-1, code, Level.CITY, ())
+    ancestors = (row.district_id, row.street_id, row.community_id, row.grid_id)
+    path = tuple(i for i in ancestors if i is not None)
+    path += (row.id,) if row.level == Level.BUILDING.value else ()
+    return Scope(row.id, code, Level(row.level), path)

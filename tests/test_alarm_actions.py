@@ -13,11 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import Settings, create_app
+from app import create_app
 from data_sources import db
 from data_sources.alarm_actions import ack_event_id, case_id_for, report_event_id
 from data_sources.schema import AlarmEventRow, AlarmRow, CameraRow, CaseEventRow, CaseRow, NodeRow
 from data_sources.seed.city import seed_city
+from data_sources.settings import Settings
 
 from .conftest import AS_OF, BACKENDS, TZ, fresh_database_url
 

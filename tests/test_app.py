@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dash import Input, Output, html
+from dash.exceptions import CallbackException
 from fastapi.testclient import TestClient
 
-from app import Services, Settings, create_app
+from app import create_app
 from callbacks.overview import parse_search
-from layouts import ids
+from callbacks.pages import check_ids, unknown_ids
+from data_sources.services import Services
+from data_sources.settings import Settings
+from layouts import ids, pages
+from layouts import overview as overview_layout
 
 
 def test_settings_read_the_gridcc_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,6 +76,39 @@ def test_no_component_has_an_auto_generated_id(tmp_path: Path) -> None:
     assert found == []
     for key in app.state.dash.callback_map:
         assert not any(_is_uuid(part.split(".")[0]) for part in key.strip(".").split("..")), key
+
+
+def test_every_id_a_callback_names_is_in_a_page(tmp_path: Path) -> None:
+    dash_app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'v.db'}")).state.dash
+    assert dash_app.config.suppress_callback_exceptions is False
+    layout_ids = {getattr(c, "id", None) for c in dash_app.validation_layout._traverse()}
+    assert {ids.App.PAGE, ids.Overview.CONTENT, ids.Wall.MAP} <= layout_ids
+    assert len(dash_app.callback_map) >= 4
+    assert unknown_ids(dash_app) == []
+
+
+def test_a_callback_naming_an_unknown_id_fails(tmp_path: Path) -> None:
+    dash_app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'u.db'}")).state.dash
+    dash_app.callback(Output("overview-contnet", "children"), Input(ids.App.URL, "pathname"))(
+        lambda _pathname: None
+    )
+    dash_app.callback(Output(ids.Overview.TITLE, "title"), Input("wall-maps", "zoom"))(
+        lambda _zoom: None
+    )
+    assert unknown_ids(dash_app) == ["overview-contnet", "wall-maps"]
+    with pytest.raises(CallbackException, match="overview-contnet, wall-maps"):
+        check_ids(dash_app)
+
+
+def test_the_app_does_not_start_when_a_page_lacks_a_callback_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def without_the_wall(_tile_url: str | None, _tz: str) -> Any:
+        return html.Div([pages.shell(), overview_layout.page()])
+
+    monkeypatch.setattr(pages, "validation_layout", without_the_wall)
+    with pytest.raises(CallbackException, match=ids.Wall.TITLE):
+        create_app(Settings(database_url=f"sqlite:///{tmp_path / 'w.db'}"))
 
 
 @pytest.fixture

@@ -25,17 +25,20 @@ from dash._utils import split_callback_id
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy.orm import Session
 
-from app import Settings, create_app
+from app import create_app
 from data_sources import db
+from data_sources.access.keys import add_key
 from data_sources.alarm_actions import ACK_MAX_BODY_BYTES
 from data_sources.body import MAX_DEPTH, BadInput, parse_json
 from data_sources.seed.city import seed_city
+from data_sources.settings import Settings
 from data_sources.web import DASH_MAX_BODY_BYTES, callback_problem
 from layouts import ids
 
 from .browser import Server
-from .conftest import AS_OF, TZ
+from .conftest import AS_OF, CITY, TZ, add_account, sign_in
 from .test_hub import make
 
 SCOPE = "530126"  # 石林, the smallest district: seeds in a moment
@@ -55,10 +58,24 @@ def city_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(city_url: str) -> Iterator[TestClient]:
+def admin(city_url: str) -> dict[str, str]:
+    """The header of an admin key (dead letters are the admins'; GRIDCC_API_KEYS seeds ingest keys)."""
+    engine = db.make_engine(city_url)
+    with Session(engine) as session, session.begin():
+        key = add_key(session=session, source="ops", role="admin", now=AS_OF, created_by="tests")
+    engine.dispose()
+    return {"X-API-Key": key}
+
+
+@pytest.fixture(scope="module")
+def client(city_url: str, admin: dict[str, str]) -> Iterator[TestClient]:  # noqa: ARG001
+    """Signed in as an operator of the city: the wall's action callback is reached. (The admin
+    key is made first: the app's key ring caches the keys it loaded for 2 s.)"""
+    add_account(city_url, "qa-operator", "operator", CITY)
     app = create_app(Settings(database_url=city_url, api_keys={"tests": KEY["X-API-Key"]}))
     # A 500 must show up as a status, not as the server's exception re-raised in the test.
     with TestClient(app, raise_server_exceptions=False) as test_client:
+        sign_in(test_client, "qa-operator")
         yield test_client
 
 
@@ -206,9 +223,13 @@ def callbacks(client: TestClient) -> dict[str, dict[str, Any]]:
 def envelope(dep: dict[str, Any], *values: Any, state: tuple[Any, ...] = ()) -> dict[str, Any]:
     """A callback request as the Dash renderer sends it, with `values` for the inputs."""
 
-    def deps(specs: list[dict[str, str]], vals: tuple[Any, ...]) -> list[dict[str, Any]]:
+    def deps(specs: list[dict[str, str]], vals: tuple[Any, ...]) -> list[Any]:
         padded = vals + (None,) * (len(specs) - len(vals))  # an input not given: no value yet
-        return [{**spec, "value": v} for spec, v in zip(specs, padded, strict=True)]
+        # A pattern matching ALL components is a list of them (none here).
+        return [
+            [] if '["ALL"]' in spec["id"] else {**spec, "value": v}
+            for spec, v in zip(specs, padded, strict=True)
+        ]
 
     inputs = deps(dep["inputs"], values)
     return {
@@ -216,7 +237,7 @@ def envelope(dep: dict[str, Any], *values: Any, state: tuple[Any, ...] = ()) -> 
         "outputs": split_callback_id(dep["output"]),  # type: ignore[no-untyped-call]
         "inputs": inputs,
         "state": deps(dep["state"], state),
-        "changedPropIds": [f"{inputs[0]['id']}.{inputs[0]['property']}"],
+        "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs if isinstance(i, dict)][:1],
     }
 
 
@@ -294,14 +315,20 @@ def test_a_lone_surrogate_in_a_pages_query_is_no_server_error(
     client: TestClient, callbacks: dict[str, dict[str, Any]]
 ) -> None:
     """QA of issue 9: `?scope=\\ud800` (valid JSON, not text) made the overview's `urlencode`
-    fail, a 500 that Dash did not even log."""
+    fail, a 500 that Dash did not even log. Now the scope is resolved first: no such area."""
     for name in (WALL_RENDER, f"{ids.Overview.URL}.search"):
         body = envelope(callbacks[name], "?scope=\ud800&lang=en")  # json.dumps: "\\ud800"
+        response = post_dash(client, body)
+        assert response.status_code == 404, (name, response.text)
+        # A language alone (the viewer's own area) renders, surrogate or not.
+        body = envelope(callbacks[name], "?lang=\ud800")
         response = post_dash(client, body)
         assert response.status_code == 200, (name, response.text)
 
 
-def test_a_fastapi_checked_body_is_422_however_odd_its_values(client: TestClient) -> None:
+def test_a_fastapi_checked_body_is_422_however_odd_its_values(
+    client: TestClient, admin: dict[str, str]
+) -> None:
     """QA of issue 9: FastAPI's 422 repeats the input, and a lone surrogate or NaN in it made the
     answer itself fail (500); a 20-digit id failed in SQLite's driver (500)."""
     bodies = {
@@ -315,22 +342,26 @@ def test_a_fastapi_checked_body_is_422_however_odd_its_values(client: TestClient
     }
     for route, contents in bodies.items():
         for content in contents:
-            response = client.post(route, content=content, headers={**KEY, **JSON})
+            response = client.post(route, content=content, headers={**admin, **JSON})
             assert 400 <= response.status_code < 500, (route, content, response.text)
     # Where, as FastAPI says it (list positions stay numbers), and never the input itself.
-    odd = client.post("/api/v1/dead-letters/retry", content=b'{"ids": [1, "x"]}', headers=KEY)
+    odd = client.post("/api/v1/dead-letters/retry", content=b'{"ids": [1, "x"]}', headers=admin)
     assert odd.status_code == 422
     assert odd.json()["detail"][0]["loc"] == ["body", "ids", 1]
     assert "input" not in odd.json()["detail"][0]
 
 
-def test_the_dead_letter_retry_checks_the_key_before_it_reads_the_body(client: TestClient) -> None:
+def test_the_dead_letter_retry_checks_the_key_before_it_reads_the_body(
+    client: TestClient, admin: dict[str, str]
+) -> None:
     """QA of issue 9: FastAPI parsed a declared body before the key was checked (5 MB from a wrong
     key held the event loop for 4 s); the key comes first, and the body has a limit."""
     junk = b'{"ids": [' + b"1," * 200_000 + b"1]}"
     wrong = client.post("/api/v1/dead-letters/retry", content=junk, headers={"X-API-Key": "no"})
     assert wrong.status_code == 401, wrong.text
-    big = client.post("/api/v1/dead-letters/retry", content=junk, headers={**KEY, **JSON})
+    feed = client.post("/api/v1/dead-letters/retry", content=junk, headers={**KEY, **JSON})
+    assert feed.status_code == 403, feed.text  # an ingest key is no admin's
+    big = client.post("/api/v1/dead-letters/retry", content=junk, headers={**admin, **JSON})
     assert big.status_code == 413, big.text
 
 

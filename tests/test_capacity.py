@@ -16,8 +16,11 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Message
 
-from app import Settings, create_app
+from app import create_app
 from data_sources.capacity import RenderGate, RenderLimits, TokenBucket, run_ingest, run_projector
+from data_sources.settings import Settings
+
+from .conftest import as_page
 
 PATH = "/_dash-update-component"
 
@@ -242,6 +245,7 @@ def test_the_app_gates_dash_renders_by_its_settings(tmp_path: Path) -> None:
         "changedPropIds": ["app-url.pathname"],
     }
     with TestClient(create_app(settings)) as client:
+        as_page(client)
         statuses = [client.post(PATH, json=router).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from data_sources import db
+from data_sources.access.keys import KeyRing, KeyRole
 from data_sources.bus import Bus
 from data_sources.bus.memory import MemoryBus
 from data_sources.bus.redis_streams import RedisStreamBus
@@ -311,11 +312,19 @@ def test_the_api_lists_and_retries_dead_letters(clean_city: City) -> None:
     events = good_events(factory_for(clean_city))[:2]
     ids = bury_good(engine, events)
     bus = MemoryBus()
+    keys = KeyRing(sessionmaker(engine), utc_now)
+    key = {"X-API-Key": keys.add("ops", KeyRole.ADMIN, created_by="tests")}
+    feed = {"X-API-Key": keys.add("hotline", KeyRole.INGEST, created_by="tests")}
     app = FastAPI()
-    app.include_router(dead_letters_router(sessionmaker(engine), lambda: bus, {"ops": "k"}))
-    key = {"X-API-Key": "k"}
+    app.include_router(dead_letters_router(sessionmaker(engine), lambda: bus, keys))
     with TestClient(app) as client:
         assert client.get("/api/v1/dead-letters").status_code == 401
+        for refused in (
+            client.get("/api/v1/dead-letters", headers=feed),
+            client.post("/api/v1/dead-letters/retry", json={"all": True}, headers=feed),
+        ):  # an ingest source's key is no admin's
+            assert refused.status_code == 403
+            assert refused.json() == {"detail": "this key may not use the admin APIs"}
         listed = client.get("/api/v1/dead-letters", headers=key).json()
         assert listed["total"] == 2
         assert [d["event_id"] for d in listed["dead_letters"]] == [e.id for e in events]

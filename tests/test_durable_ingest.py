@@ -22,13 +22,13 @@ import pytest
 from sqlalchemy import Engine, func, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
-from app import utc_now
 from data_sources import db
 from data_sources.bus.sql import SqlBus
 from data_sources.directory import load_directory
 from data_sources.ingest import IngestError, Ingestor
 from data_sources.schema import AlarmEventRow, BusEntryRow, CaseEventRow, PositionRow
 from data_sources.seed.city import seed_city
+from data_sources.services import utc_now
 from data_sources.simulator import EventFactory, SimPlaces, as_raw
 
 from .browser import ROOT, free_port
@@ -217,7 +217,8 @@ def test_kill_9_right_after_202_loses_nothing(city: str, demo: Demo) -> None:
 
 def test_the_default_bus_is_durable(city: str) -> None:
     """Without Redis, `Services` publishes to the database (not to process memory)."""
-    from app import Services, Settings
+    from data_sources.services import Services
+    from data_sources.settings import Settings
 
     services = Services.create(Settings(database_url=city))
     try:

@@ -20,11 +20,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import Settings, create_app
+from app import create_app
 from data_sources import db
 from data_sources.events import MAX_AGE, MAX_AHEAD, EventAdapter, decode, encode
 from data_sources.schema import CameraRow, CaseRow, NodeRow
 from data_sources.seed.city import seed_city
+from data_sources.settings import Settings
 
 from .conftest import AS_OF, TZ
 

@@ -21,12 +21,14 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy import exc as sa_errors
 from sqlalchemy.orm import Session
 
-from app import REDIS_TIMEOUT_S, Settings, create_app
+from app import create_app
 from data_sources import db
 from data_sources.health import PipelineState, pipeline_state, pipeline_status, unavailable
 from data_sources.hub import Hub
 from data_sources.schema import NodeRow
 from data_sources.seed.city import seed_city
+from data_sources.services import REDIS_TIMEOUT_S
+from data_sources.settings import Settings
 from data_sources.stream import _events
 
 from .browser import free_port

@@ -17,12 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import Settings, create_app
+from app import create_app
 from data_sources import db
 from data_sources.events import EventAdapter, decode, encode
 from data_sources.ingest import IngestError
 from data_sources.schema import CaseEventRow, CaseRow, NodeRow
 from data_sources.seed.city import seed_city
+from data_sources.settings import Settings
 
 from .conftest import AS_OF, TZ
 

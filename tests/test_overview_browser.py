@@ -11,9 +11,9 @@ from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app import utc_now
 from data_sources import db, store
 from data_sources.seed.city import seed_city
+from data_sources.services import utc_now
 from layouts import ids
 from layouts.i18n import number
 

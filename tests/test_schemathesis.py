@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data_sources import db
+from data_sources.access.keys import add_key
 from data_sources.schema import AlarmRow, NodeRow
 from data_sources.seed.city import seed_city
 
@@ -31,7 +32,7 @@ from .conftest import AS_OF, TZ
 
 pytestmark = pytest.mark.slow
 SCOPE = "530126"  # 石林, the smallest district: seeds in a moment
-KEY = "schemathesis-key"
+KEY = "schemathesis-key"  # an ingest source's, seeded from GRIDCC_API_KEYS
 ST = [str(Path(sys.executable).parent / "st")]  # the venv's own command
 #: Checks that hold for every operation (the live stream included).
 EVERYWHERE = "not_a_server_error"
@@ -50,9 +51,10 @@ DOCUMENTED = ",".join(
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path]]:
-    """A live server on a seeded district, and a Schemathesis config that mixes the district's
-    real scope codes and alarm ids into the generated ones (so routes get past "not found")."""
+def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, str]]:
+    """A live server on a seeded district, a Schemathesis config that mixes the district's
+    real scope codes and alarm ids into the generated ones (so routes get past "not found"), and
+    an admin key (which every API route takes)."""
     folder = tmp_path_factory.mktemp("schemathesis")
     url = f"sqlite:///{folder / 'city.db'}"
     engine = db.make_engine(url)
@@ -61,6 +63,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     with Session(engine) as session:
         alarms = list(session.scalars(select(AlarmRow.id).order_by(AlarmRow.id).limit(5)))
         scopes = list(session.scalars(select(NodeRow.code).order_by(NodeRow.id).limit(5)))
+    with Session(engine) as session, session.begin():  # the admin routes (dead letters) need one
+        admin = add_key(session=session, source="ops", role="admin", now=AS_OF, created_by="tests")
     engine.dispose()
     toml = folder / "schemathesis.toml"
     toml.write_text(
@@ -81,7 +85,7 @@ values = {json.dumps(scopes)}
     server = Server(url, GRIDCC_API_KEYS=json.dumps({"tests": KEY}), GRIDCC_HEARTBEAT_S="0.02")
     server.start()
     try:
-        yield server, toml
+        yield server, toml, admin
     finally:
         server.stop()
 
@@ -107,20 +111,24 @@ def schemathesis(server: Server, toml: Path, *args: str) -> subprocess.Completed
     )
 
 
-@pytest.mark.parametrize("key", [KEY, None], ids=["with-key", "without-key"])
-def test_no_operation_answers_a_server_error(config: tuple[Server, Path], key: str | None) -> None:
-    """Stateless, every operation: with the key requests reach validation; without, the auth."""
-    server, toml = config
+@pytest.mark.parametrize("key", ["admin", KEY, None], ids=["admin-key", "ingest-key", "no-key"])
+def test_no_operation_answers_a_server_error(
+    config: tuple[Server, Path, str], key: str | None
+) -> None:
+    """Stateless, every operation: with a key requests reach validation (or the role check);
+    without, the auth."""
+    server, toml, admin = config
+    key = admin if key == "admin" else key
     headers = ["--header", f"X-API-Key: {key}"] if key else []
     run = schemathesis(server, toml, "--checks", EVERYWHERE, "--max-examples", "30", *headers)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert " generated, " in run.stdout and " passed" in run.stdout, run.stdout[-2000:]
 
 
-def test_the_api_answers_as_it_documents(config: tuple[Server, Path]) -> None:
-    """The ingest and alarm routes: documented statuses, bodies and content types, and invalid
-    input (by their schemas) refused."""
-    server, toml = config
+def test_the_api_answers_as_it_documents(config: tuple[Server, Path, str]) -> None:
+    """The ingest, alarm and dead-letter routes: documented statuses, bodies and content types,
+    and invalid input (by their schemas) refused."""
+    server, toml, admin = config
     run = schemathesis(
         server,
         toml,
@@ -131,16 +139,16 @@ def test_the_api_answers_as_it_documents(config: tuple[Server, Path]) -> None:
         "--max-examples",
         "30",
         "--header",
-        f"X-API-Key: {KEY}",
+        f"X-API-Key: {admin}",
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
 
 
 def test_the_events_body_and_its_answers_are_in_the_openapi_description(
-    config: tuple[Server, Path],
+    config: tuple[Server, Path, str],
 ) -> None:
     """Without a request-body schema Schemathesis never sent `/api/v1/events` an event."""
-    server, _ = config
+    server, _, _ = config
     with urllib.request.urlopen(f"{server.base}/openapi.json", timeout=10) as response:
         operation = json.load(response)["paths"]["/api/v1/events"]["post"]
     body = operation["requestBody"]

@@ -17,7 +17,7 @@ from data_sources.overview import load_overview, rank_by
 from data_sources.schema import Base, CameraRow, CaseRow, NodeRow, WorkerRow
 from data_sources.seed.city import SeedReport
 
-from .conftest import AS_OF
+from .conftest import AS_OF, area
 
 SINCE = AS_OF - timedelta(days=30)
 
@@ -121,7 +121,9 @@ def test_resources_by_child(seeded: tuple[Engine, SeedReport]) -> None:
 def test_overview_of_a_street(seeded: tuple[Engine, SeedReport]) -> None:
     engine, _ = seeded
     with Session(engine) as session:
-        overview = load_overview(session=session, code="530103004", now=AS_OF, window_days=30)
+        overview = load_overview(
+            session=session, scope=area(session, "530103004"), now=AS_OF, window_days=30
+        )
     assert overview is not None
     assert overview.scope.node.name_zh == "联盟街道"
     assert [n.name_zh for n in overview.lineage] == ["昆明市", "盘龙区", "联盟街道"]
@@ -131,17 +133,22 @@ def test_overview_of_a_street(seeded: tuple[Engine, SeedReport]) -> None:
     assert ranks[0] == 1
 
 
-def test_overview_of_unknown_code_falls_back_to_root(seeded: tuple[Engine, SeedReport]) -> None:
+def test_overview_of_a_node_not_in_the_store_is_none_never_the_city(
+    seeded: tuple[Engine, SeedReport],
+) -> None:
     engine, _ = seeded
     with Session(engine) as session:
-        overview = load_overview(session=session, code="999", now=AS_OF, window_days=30)
-    assert overview is not None and overview.scope.node.level is Level.CITY
+        overview = load_overview(
+            session=session, scope=area(session, "999"), now=AS_OF, window_days=30
+        )
+    assert overview is None
 
 
 def test_overview_of_empty_database(engine: Engine) -> None:
     with Session(engine) as session:
         now = datetime(2026, 1, 1)
-        assert load_overview(session=session, code=None, now=now, window_days=30) is None
+        city = area(session, "530100")
+        assert load_overview(session=session, scope=city, now=now, window_days=30) is None
 
 
 def test_rank_by_competition_ranking() -> None:

@@ -40,7 +40,7 @@ from layouts.wall_charts import channels_figure, trend_figure, trend_panel
 from layouts.wall_map import MARGIN, load_colour, viewport
 from layouts.wall_panels import alarm_panel
 
-from .conftest import AS_OF, TZ
+from .conftest import AS_OF, TZ, area
 
 SINCE = AS_OF - timedelta(days=30)
 PANLONG = "530103"
@@ -236,7 +236,9 @@ def test_map_areas_are_the_children_with_valid_simplified_outlines(
 
 def test_load_wall_gathers_one_scope(seeded: tuple[Engine, SeedReport]) -> None:
     with Session(seeded[0]) as session:
-        wall = load_wall(session=session, code="530103004", now=AS_OF, tz=TZ, window_days=30)
+        wall = load_wall(
+            session=session, scope=area(session, "530103004"), now=AS_OF, tz=TZ, window_days=30
+        )
         assert wall is not None
         assert wall.overview.scope.node.code == "530103004"
         assert [n.code for n in wall.overview.lineage][-2:] == [PANLONG, "530103004"]

@@ -18,12 +18,14 @@ from data_sources.schema import (
 )
 from layouts import ids
 
-from .browser import PageWatch
+from .browser import PageWatch, sign_in_page
+from .conftest import PASSWORD
 from .wall_city import (
     BUILDING,
     CITY,
     GRID,
     LIANMENG,
+    OPERATOR,
     PANLONG,
     TREND_LENGTH,
     YUANFENG,
@@ -338,7 +340,8 @@ def test_a_ranking_row_drills_down_and_english_is_kept(
 ) -> None:
     watch = PageWatch()
     page = watch.attach(browser.new_page(viewport={"width": 1920, "height": 1080}))
-    page.goto(f"{server}/wall?scope={PANLONG}&lang=en&fit=fill", wait_until="load")
+    # An operator's wall: the ticker's buttons are on it (their English words must fit too).
+    sign_in_page(page, server, OPERATOR, PASSWORD, then=f"/wall?scope={PANLONG}&lang=en&fit=fill")
     expect(page.locator(f"#{ids.Wall.TITLE}")).to_have_text("Panlong District Command Centre")
     page.locator(f"#{ids.wall_rank_row(LIANMENG)}").click()
     expect(page).to_have_url(f"{server}/wall?scope={LIANMENG}&lang=en&fit=fill")

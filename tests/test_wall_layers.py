@@ -28,7 +28,7 @@ from data_sources.wall_layers import (
 )
 from layouts.wall_map import alarms_data, cameras_data, labels_data, viewport, workers_data
 
-from .conftest import AS_OF, TZ
+from .conftest import AS_OF, TZ, area
 
 PANLONG = "530103"
 COMMUNITY = "530103004001"
@@ -155,7 +155,9 @@ def test_a_buildings_wall_counts_its_cases_and_its_grids_workers(
 ) -> None:
     with Session(seeded[0]) as session:
         building, grid = _node(session, BUILDING), _node(session, GRID)
-        wall = load_wall(session=session, code=BUILDING, now=AS_OF, tz=TZ, window_days=30)
+        wall = load_wall(
+            session=session, scope=area(session, BUILDING), now=AS_OF, tz=TZ, window_days=30
+        )
         assert wall is not None and wall.overview.scope.node.level is Level.BUILDING
         open_ = session.scalar(
             select(func.count())

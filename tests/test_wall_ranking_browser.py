@@ -14,12 +14,12 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app import utc_now
 from data_sources.overview import load_overview
+from data_sources.services import utc_now
 from layouts import ids
 
 from .browser import PageWatch
-from .conftest import AS_OF
+from .conftest import AS_OF, area
 from .wall_city import CITY, GRID, PANLONG, YUANFENG, kpi_open, seeded_city, serving
 
 pytestmark = pytest.mark.browser
@@ -67,7 +67,9 @@ def scopes(database: tuple[str, Engine]) -> dict[str, Scope]:
     found = {}
     with Session(database[1]) as session:
         for code in LEVELS:
-            overview = load_overview(session=session, code=code, now=utc_now(), window_days=days)
+            overview = load_overview(
+                session=session, scope=area(session, code), now=utc_now(), window_days=days
+            )
             assert overview is not None
             node = overview.scope.node
             found[code] = Scope(

@@ -23,10 +23,10 @@ from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import utc_now
 from data_sources import db
 from data_sources.schema import CameraRow, NodeRow
 from data_sources.seed.city import seed_city
+from data_sources.services import utc_now
 from layouts import ids
 
 from .browser import KEY, Server

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser
 from plotly.io.json import to_json_plotly
 
-from callbacks.wall import OUTPUTS, alarm_name, nowhere, result_text
+from callbacks.wall import alarm_name, result_text
 from data_sources.alarm_actions import AlarmActionResult
 from layouts.i18n import t
 from layouts.wall import kpi_tile
@@ -61,16 +61,6 @@ def test_the_note_after_an_action_names_the_alarm_not_its_id() -> None:
     # An alarm the store could not name (no type, no camera): its id, rather than nothing.
     bare = AlarmActionResult("a-1", True, None, False, [])
     assert result_text(bare, "zh") == "已确认告警：a-1"
-
-
-def test_an_unknown_scope_empties_the_wall_and_offers_the_way_up() -> None:
-    regions = nowhere("999999", "/wall?scope=530100&lang=zh", "zh")
-    assert set(regions) == set(OUTPUTS)
-    notice = text_of(regions["notice"])
-    assert "没有这个区域" in notice and "999999" in notice and "返回全市" in notice
-    assert "530100" in to_json_plotly(regions["notice"])
-    # No region keeps a scope: nothing on the page asks for a stream or shows another area.
-    assert regions["kpis"] is None and regions["areas"]["features"] == []
 
 
 def html_of(component: object) -> str:

@@ -13,9 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect, sync_playwright
 
-from app import Settings, create_app
+from app import create_app
 from data_sources import db
 from data_sources.seed.city import seed_city
+from data_sources.settings import Settings
 
 from .browser import CHROMIUM_ARGS, PageWatch, running_server
 from .conftest import AS_OF, TZ
@@ -102,8 +103,9 @@ def _exchange(base: str, method: str, path: str) -> tuple[int, dict[str, str], b
     try:
         connection.request(method, path)
         response = connection.getresponse()
-        # The server's own framing of a body it is about to send, not the app's: none for HEAD.
-        server_only = ("date", "transfer-encoding")
+        # The server's own framing of a body it is about to send, not the app's: none for HEAD;
+        # and the CSRF cookie a page sets, new for each visitor.
+        server_only = ("date", "transfer-encoding", "set-cookie")
         headers = {k.lower(): v for k, v in response.getheaders() if k.lower() not in server_only}
         body = response.read() if method == "HEAD" else b""
         return response.status, headers, body

@@ -12,17 +12,16 @@ from playwright.sync_api import Locator, Page
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from app import utc_now
 from data_sources import db, store
 from data_sources.seed.city import seed_city
+from data_sources.services import utc_now
 from data_sources.wall import channels, day_start
 from layouts import ids
 from layouts.i18n import number
 
 from .browser import KEY, post_event, running_server
-from .conftest import AS_OF, SMALL_SEED, TZ
+from .conftest import AS_OF, CITY, SMALL_SEED, TZ, add_account
 
-CITY = "530100"
 PANLONG = "530103"
 LIANMENG = "530103004"  # 联盟街道
 YUANFENG = "530103004001"  # 源丰社区
@@ -36,8 +35,13 @@ def seeded_city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     engine = db.make_engine(url)
     db.upgrade(engine)
     seed_city(engine, seed=7, as_of=AS_OF, tz=TZ, **SMALL_SEED)  # type: ignore[arg-type]
+    add_account(url, OPERATOR, "operator", CITY)
     yield url, engine
     engine.dispose()
+
+
+#: An operator of the whole city (anonymous visitors only read; acting needs a login).
+OPERATOR = "wall-operator"
 
 
 @contextmanager

@@ -1,0 +1,433 @@
+"""Access enforced on every request, before anything is read or drawn.
+
+`AccessGuard` (ASGI middleware) resolves who is asking once per request (`Identity`: a session
+cookie, a display's cookie, or an anonymous visitor where the deployment allows one) and then:
+- **pages** (`/`, `/wall`, `/admin`…): not signed in → 303 to the login page; a revoked
+  display → the neutral "display disabled" screen; `?scope=` resolved by `resolve_scope` →
+  404 "no such area" / 403 before the page is served;
+- **Dash callbacks**: refused cross-site (`Sec-Fetch-Site`, `Origin`) and without the CSRF token
+  (Dash's renderer echoes the `_csrf_token` cookie as `X-CSRFToken`); every server callback has
+  a declared `CallbackPolicy` (the permission it needs and the component whose query string
+  names its scope) — a callback without one is refused, so a new callback cannot be forgotten;
+  a refused action is audited;
+- **the live stream**: 401 without a principal (the route resolves its scope).
+The principal and the resolved scope reach the callback or route through `current_access()`.
+API routes under `/api/` authenticate with their own keys; static files need nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Collection
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote, urlencode
+
+from dash._utils import split_callback_id
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from data_sources.access import accounts, displays
+from data_sources.access.model import (
+    AccessError,
+    Forbidden,
+    Permission,
+    Principal,
+    Unauthenticated,
+    anonymous_principal,
+)
+from data_sources.access.model import Scope as Area
+from data_sources.access.pages import display_disabled_page, forbidden_page, no_such_area_page
+from data_sources.access.scope import NoHierarchy, resolve_scope
+from data_sources.directory import Directory
+from data_sources.web import DASH_BODY
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "gridcc_session"
+DISPLAY_COOKIE = "gridcc_display"
+#: The name Dash's renderer reads and echoes as the `X-CSRFToken` header on every callback.
+CSRF_COOKIE = "_csrf_token"
+CSRF_HEADER = "x-csrftoken"
+
+
+# ---------------------------------------------------------------- who is asking
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a request may do: who asks, the area it is about (once resolved), from where."""
+
+    principal: Principal
+    scope: Area | None = None
+    client: str | None = None
+
+
+_ACCESS: ContextVar[Access | None] = ContextVar("gridcc_access", default=None)
+
+
+def current_access() -> Access:
+    """The access of the request being served (set by `AccessGuard`); 401 outside one."""
+    access = _ACCESS.get()
+    if access is None:
+        raise Unauthenticated()
+    return access
+
+
+def set_access(access: Access | None) -> Any:
+    """Set the access of the code that follows (the guard, tests); returns the reset token."""
+    return _ACCESS.set(access)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    principal: Principal | None
+    #: A credential the request carried and that no longer holds: "session" (signed out,
+    #: expired, user disabled) or "display" (revoked).
+    refused: Literal["session", "display"] | None = None
+
+
+class Identity:
+    """Turns a request's cookies into a principal (blocking SQL: call it in a thread)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        *,
+        idle: timedelta,
+        anonymous_scope: Callable[[], str | None],
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.idle = idle
+        self.anonymous_scope = anonymous_scope
+
+    def resolve(self, cookies: dict[str, str]) -> Resolved:
+        refused: Literal["session", "display"] | None = None
+        session_token, display_token = cookies.get(SESSION_COOKIE), cookies.get(DISPLAY_COOKIE)
+        if session_token or display_token:
+            with self.sessions.begin() as session:
+                if session_token:
+                    principal = accounts.principal_of_session(
+                        session=session, token=session_token, now=self.clock(), idle=self.idle
+                    )
+                    if principal is not None:
+                        return Resolved(principal)
+                    refused = "session"
+                if display_token:
+                    principal = displays.principal_of_display(session=session, token=display_token)
+                    if principal is not None:
+                        return Resolved(principal)
+                    refused = "display"
+        anonymous = self.anonymous_scope()
+        return Resolved(anonymous_principal(anonymous) if anonymous else None, refused)
+
+    def alive(self, principal: Principal) -> bool:
+        """Whether `principal`'s credential still holds (a stream asks at every heartbeat)."""
+        if principal.kind == "user" and principal.session_id is not None:
+            with self.sessions() as session:
+                return accounts.session_alive(
+                    session=session,
+                    session_id=principal.session_id,
+                    now=self.clock(),
+                    idle=self.idle,
+                )
+        if principal.kind == "display" and principal.id is not None:
+            with self.sessions() as session:
+                return displays.display_alive(session=session, display_id=principal.id)
+        if principal.kind == "anonymous":
+            return self.anonymous_scope() == principal.scope
+        return True
+
+
+# ---------------------------------------------------------------- callback policies
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackPolicy:
+    """What a Dash callback needs: a permission and, for callbacks that show or act on an
+    area, the component whose `search` (the page's query string) names it."""
+
+    permission: Permission
+    scope_from: str | None = None
+    #: The audit name of an acting callback: refusals are audited under it.
+    action: str | None = None
+
+
+class CallbackPolicies:
+    """Policies by output component id; a server callback with none is refused."""
+
+    def __init__(self) -> None:
+        self._by_output: dict[str, CallbackPolicy] = {}
+
+    def declare(self, output_id: str, policy: CallbackPolicy) -> None:
+        self._by_output[str(output_id)] = policy
+
+    def of(self, output: str) -> CallbackPolicy | None:
+        spec = split_callback_id(output)  # type: ignore[no-untyped-call]
+        first = spec[0] if isinstance(spec, list) else spec
+        component = first.get("id") if isinstance(first, dict) else None
+        return self._by_output.get(component) if isinstance(component, str) else None
+
+    def undeclared(self, outputs: Collection[str]) -> list[str]:
+        """The callbacks (Dash's callback-map keys) that no policy covers."""
+        return [output for output in outputs if self.of(output) is None]
+
+
+def _search_of(body: dict[str, Any], component: str) -> str | None:
+    for dep in [*body.get("inputs", []), *body.get("state", [])]:
+        if isinstance(dep, dict) and dep.get("id") == component and dep.get("property") == "search":
+            value = dep.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def scope_param(query: str) -> str | None:
+    """The `scope` of a query string ("?scope=530103&lang=en"), None when absent."""
+    text = query.encode("utf-8", "surrogatepass").decode("utf-8", "replace").lstrip("?")
+    values = parse_qs(text).get("scope")
+    return values[0] if values else None
+
+
+# ---------------------------------------------------------------- cross-site requests
+
+
+def cross_site(headers: Headers, scheme: str) -> str | None:
+    """Why a state-changing request comes from another site, or None.
+
+    `Sec-Fetch-Site` (every current browser sends it) must be same-origin (or none: typed in);
+    an `Origin` must be this server's own. `localhost` and `127.0.0.1` are different sites.
+    """
+    fetch_site = headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return f"a {fetch_site} request may not change anything here"
+    origin = headers.get("origin")
+    if origin is not None and origin != f"{scheme}://{headers.get('host', '')}":
+        return "a request from another origin may not change anything here"
+    return None
+
+
+def csrf_token_ok(principal: Principal, headers: Headers, cookies: dict[str, str]) -> bool:
+    """The request echoes its CSRF secret: the session's own for a signed-in user (bound to the
+    session), else the `_csrf_token` cookie (double submit)."""
+    sent = headers.get(CSRF_HEADER, "")
+    expected = principal.csrf if principal.kind == "user" else cookies.get(CSRF_COOKIE)
+    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected or "")
+
+
+def _cookie(name: str, value: str, *, secure: bool, http_only: bool, same_site: str) -> str:
+    parts = [f"{name}={value}", "Path=/", f"SameSite={same_site}"]
+    if http_only:
+        parts.append("HttpOnly")
+    if secure:
+        parts.append("Secure")
+    return "; ".join(parts)
+
+
+def new_csrf_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# ---------------------------------------------------------------- the guard
+
+Audit = Callable[..., Awaitable[None]]
+RequestKind = Literal["page", "admin_page", "callback", "stream", "open"]
+
+
+class AccessGuard:
+    """ASGI middleware enforcing access on pages, Dash callbacks and live streams."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        identity: Identity,
+        directory: Callable[[], Directory],
+        policies: CallbackPolicies,
+        pages: Collection[str],
+        admin_pages: Collection[str] = (),
+        audit: Audit | None = None,
+        login_path: str = "/login",
+        stream_path: str = "/live/stream",
+        callback_path: str = "/_dash-update-component",
+    ) -> None:
+        self.app = app
+        self.identity = identity
+        self.directory = directory
+        self.policies = policies
+        self.pages = frozenset(pages)
+        self.admin_pages = frozenset(admin_pages)
+        self.audit = audit
+        self.login_path = login_path
+        self.stream_path = stream_path
+        self.callback_path = callback_path
+
+    def kind(self, path: str) -> RequestKind:
+        if path in self.admin_pages:
+            return "admin_page"
+        if path in self.pages:
+            return "page"
+        if path == self.callback_path:
+            return "callback"
+        if path == self.stream_path:
+            return "stream"
+        return "open"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = self.kind(scope.get("path", "")) if scope["type"] == "http" else "open"
+        if kind == "open":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        cookies = cookie_parser(headers.get("cookie", ""))
+        resolved = await asyncio.to_thread(self.identity.resolve, cookies)
+        client = scope["client"][0] if scope.get("client") else None
+        try:
+            if kind == "callback":
+                access = await self._callback(scope, headers, cookies, resolved, client)
+            else:
+                access = self._reader(kind, scope, resolved, client)
+        except AccessError as exc:
+            await self._refuse(exc, kind, scope, resolved)(scope, receive, send)
+            return
+        token = set_access(access)
+        try:
+            if kind in ("page", "admin_page"):
+                send = self._with_csrf_cookie(send, scope, access.principal, cookies)
+            await self.app(scope, receive, send)
+        finally:
+            _ACCESS.reset(token)
+
+    def _reader(
+        self, kind: RequestKind, scope: Scope, resolved: Resolved, client: str | None
+    ) -> Access:
+        principal = resolved.principal
+        if principal is None:
+            raise Unauthenticated(
+                "this display is disabled" if resolved.refused == "display" else "sign in first"
+            )
+        if kind == "admin_page" and not principal.may(Permission.ADMIN):
+            raise Forbidden("only administrators may open this page")
+        if kind == "stream":  # the route resolves its own scope (404/403 there)
+            return Access(principal, None, client)
+        try:
+            area = resolve_scope(self.directory(), scope_param(_query(scope)), principal)
+        except NoHierarchy:  # nothing seeded yet: the page says so itself
+            area = None
+        return Access(principal, area, client)
+
+    async def _callback(
+        self,
+        scope: Scope,
+        headers: Headers,
+        cookies: dict[str, str],
+        resolved: Resolved,
+        client: str | None,
+    ) -> Access:
+        if (reason := cross_site(headers, scope.get("scheme", "http"))) is not None:
+            raise Forbidden(reason)
+        principal = resolved.principal
+        if principal is None:
+            raise Unauthenticated()
+        if not csrf_token_ok(principal, headers, cookies):
+            raise Forbidden("missing or wrong CSRF token: reload the page")
+        body = scope.get(DASH_BODY)
+        output = body.get("output") if isinstance(body, dict) else None
+        policy = self.policies.of(output) if isinstance(output, str) else None
+        if policy is None:
+            log.error("refused a callback with no access policy: %.200s", output)
+            raise Forbidden("this callback has no access policy")
+        assert isinstance(body, dict)
+        search = _search_of(body, policy.scope_from) if policy.scope_from else None
+        code = scope_param(search or "")
+        try:
+            if not principal.may(policy.permission):
+                raise Forbidden(f"your role may not {policy.permission.value}")
+            area = None
+            if policy.scope_from is not None:
+                try:
+                    area = resolve_scope(self.directory(), code, principal)
+                except NoHierarchy:
+                    area = None
+        except AccessError as exc:
+            if policy.action is not None and self.audit is not None:
+                await self.audit(
+                    principal,
+                    policy.action,
+                    "denied",
+                    scope_code=code,
+                    detail={"reason": exc.reason, "request": _action_detail(body)},
+                    client=client,
+                )
+            raise
+        return Access(principal, area, client)
+
+    def _refuse(
+        self, exc: AccessError, kind: RequestKind, scope: Scope, resolved: Resolved
+    ) -> Response:
+        principal = resolved.principal
+        home = _home(scope, principal.scope) if principal else None
+        if kind in ("page", "admin_page"):
+            if resolved.refused == "display" and principal is None:
+                return display_disabled_page()
+            if isinstance(exc, Unauthenticated):
+                target = scope["path"] + (f"?{_query(scope)}" if _query(scope) else "")
+                response: Response = RedirectResponse(
+                    f"{self.login_path}?next={quote(target, safe='')}", 303
+                )
+                if resolved.refused == "session":
+                    response.delete_cookie(SESSION_COOKIE, path="/")
+                return response
+            if exc.status_code == 404:
+                return no_such_area_page(home)
+            return forbidden_page(home, exc.reason)
+        return JSONResponse({"detail": exc.reason}, exc.status_code)
+
+    def _with_csrf_cookie(
+        self, send: Send, scope: Scope, principal: Principal, cookies: dict[str, str]
+    ) -> Send:
+        """A page sets the CSRF cookie its callbacks will echo, when it is missing or stale."""
+        wanted = principal.csrf if principal.kind == "user" else cookies.get(CSRF_COOKIE)
+        if wanted and cookies.get(CSRF_COOKIE) == wanted:
+            return send
+        value = wanted or new_csrf_secret()
+        secure = scope.get("scheme") == "https"
+
+        async def with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out.append(
+                    "set-cookie",
+                    _cookie(CSRF_COOKIE, value, secure=secure, http_only=False, same_site="Strict"),
+                )
+            await send(message)
+
+        return with_cookie
+
+
+def _home(scope: Scope, own: str) -> str:
+    """The same page of the principal's own area, in the language asked for."""
+    lang = parse_qs(_query(scope)).get("lang", [])
+    query = {"scope": own} | ({"lang": lang[0]} if lang and lang[0] in ("zh", "en") else {})
+    return f"{scope['path']}?{urlencode(query)}"
+
+
+def _query(scope: Scope) -> str:
+    raw = scope.get("query_string", b"")
+    return raw.decode("latin-1") if isinstance(raw, bytes) else str(raw)
+
+
+def _action_detail(body: dict[str, Any]) -> str:
+    """The inputs of a refused action, for the audit log (bounded)."""
+    inputs = [dep.get("value") for dep in body.get("inputs", []) if isinstance(dep, dict)]
+    return json.dumps(inputs, ensure_ascii=False, default=str)[:500]

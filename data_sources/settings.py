@@ -1,0 +1,117 @@
+"""gridcc's configuration: one `Settings`, from `GRIDCC_*` environment variables.
+
+Only `app.py` and `cli.py` instantiate it (they are what reads the environment); everything else
+receives it, or the values it needs, as arguments.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """gridcc's configuration, from `GRIDCC_*` environment variables (or a `.env` file)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDCC_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///gridcc.db", description="SQLAlchemy URL of the system of record."
+    )
+    redis_url: str | None = Field(
+        None, description="Redis URL for the event bus and live state; unset = in-process."
+    )
+    timezone: str = Field("Asia/Shanghai", description="Zone for 'today' and working hours.")
+    kpi_window_days: int = Field(30, ge=1, le=3660, description="Days of cases the KPIs cover.")
+    default_lang: str = Field("zh", pattern="^(zh|en)$", description="UI language without ?lang=.")
+    api_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='Ingest API keys per source, as JSON: {"hotline": "key1", "frigate": "key2"}.',
+    )
+    bus_maxlen: int = Field(1_000_000, ge=1_000, description="Events kept on the bus stream.")
+    # 100 ms, not 250: under a steady flow of events a change waits up to one frame period for
+    # its frame, so with 250 ms the wait alone has a p95 of 237 ms, leaving nothing of the
+    # p95 ≤ 250 ms event→browser target (bench/bench_latency.py) for the pipeline and the browser.
+    tick_ms: int = Field(100, ge=10, le=10_000, description="Frame period of live view deltas.")
+    heartbeat_s: float = Field(15, gt=0, le=300, description="Live stream heartbeat period.")
+    reconnect_max_s: float = Field(
+        5,
+        ge=0.5,
+        le=300,
+        description="Cap of a page's reconnect backoff after a refused stream (e.g. a proxy's 503): "
+        "a page recovers at most this long (+20 % jitter) after the server is back.",
+    )
+    simulate: bool = Field(
+        False,
+        description="Run the city simulator in-process (`gridcc demo` sets it): new cases follow "
+        "the seeded history's daily volume and hourly profile, alarms and GPS fixes the seed's rates.",
+    )
+    simulate_rate: float = Field(
+        0,
+        ge=0,
+        le=100_000,
+        description="0: the simulator follows the seeded history. > 0: instead a fixed stress-test "
+        "load of this many events/s (case, alarm and GPS storylines in a fixed mix, shaped by the "
+        "time of day), whatever the history; also turns the simulator on.",
+    )
+    simulate_speed: float = Field(
+        60,
+        gt=0,
+        le=10_000,
+        description="How much faster than real time a simulated case's steps follow its report "
+        "(not how many cases are reported).",
+    )
+    anonymous_scope: str | None = Field(
+        None,
+        max_length=32,
+        description="The area code anonymous visitors may read (read only, no actions); unset: "
+        "every page needs a login or an enrolled display. `gridcc demo` sets the whole city.",
+    )
+    session_idle_minutes: float = Field(
+        120, gt=0, le=7 * 24 * 60, description="A login ends after this long without a request."
+    )
+    session_hours: float = Field(
+        12, gt=0, le=30 * 24, description="A login ends this long after it began, however used."
+    )
+    wall_actions: bool = Field(
+        True,
+        description="Offer 确认 / 转案件 on the wall's alarm ticker to those who may act (operators, "
+        "admins, operator displays); false for a display-only instance: no buttons for anyone, "
+        "and the wall's action callback refuses.",
+    )
+    wall_refresh_s: float = Field(
+        30,
+        ge=0.5,
+        le=3_600,
+        description="How often the window figures of each watched scope (rates, funnel, "
+        "categories, ranking, trend, channels, lists) are computed again and pushed to its walls: "
+        "once per scope and period, however many walls watch it.",
+    )
+    # A wall page asks for 2 renders when it loads, 1 per drill, carousel step or resync: a
+    # video-wall PC loading 8 screens at once takes 16 of the burst (data_sources/capacity.py).
+    render_rate: float = Field(
+        5, gt=0, le=10_000, description="Page renders per second per client address, sustained."
+    )
+    render_burst: int = Field(
+        30, ge=1, le=100_000, description="Page renders a client address may ask for at once."
+    )
+    # 40 render loops at once took ingest's p95 from 9 ms to 2.3 s. Queued, they cannot: ingest's
+    # p95 under them is 1.15-1.57x its p95 alone with 1 running, 4.7-5x with 2 (a render holds the
+    # GIL and the loop); bench/bench_ingest_load.py, data_sources/capacity.py.
+    render_concurrency: int = Field(
+        1, ge=1, le=1_000, description="Page renders running at once (the others queue)."
+    )
+    tile_url: str | None = Field(
+        None,
+        description="Map tile URL template ({z}/{x}/{y}) of an intranet tile server; unset = vector only.",
+    )
+    ready_max_lag_s: float = Field(
+        60,
+        gt=0,
+        description="/readyz fails while the oldest event not yet applied is older than this.",
+    )
+    ready_max_stalled_s: float = Field(
+        10,
+        gt=0,
+        description="/readyz fails while the projector has not completed a step for this long.",
+    )
