@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ingest_router(services.ingestor, services.keys, services.metrics.count_ingest)
     )
     server.include_router(
-        dead_letters_router(services.sessions, lambda: services.bus, services.keys)
+        dead_letters_router(services.sessions, lambda: services.bus, services.keys, services.audit)
     )
     server.include_router(
         alarm_router(
@@ -159,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             directory=lambda: services.directory,
             clock=lambda: services.clock(),
             keys=services.keys,
+            audit=services.audit,
         )
     )
     server.include_router(
@@ -174,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     server.include_router(
         login_router(
             sessions=services.sessions,
+            store=services.session_store,
             clock=lambda: services.clock(),
             idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_hours),

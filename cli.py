@@ -23,6 +23,7 @@ from data_sources import db, store
 from data_sources.access import accounts, audit, displays, keys
 from data_sources.access.model import Role
 from data_sources.access.passwords import generate_password
+from data_sources.access.sessions import SessionStore, open_session_store
 from data_sources.dead_letters import (
     DeadLetter,
     count_dead_letters,
@@ -195,7 +196,8 @@ def demo(
     with services.sessions.begin() as session:
         root = store.root_node(session=session)
         assert root is not None
-        logins = _demo_logins(session, root.code)
+        logins = _demo_logins(session, services.session_store, root.code)
+    services.session_store.close()
     services.engine.dispose()
     # A demo: anyone may read the whole city; acting and administering need the logins below.
     settings = settings.model_copy(update={"anonymous_scope": root.code})
@@ -209,14 +211,22 @@ def demo(
 DEMO_USERS = {"demo-operator": Role.OPERATOR, "demo-admin": Role.ADMIN}
 
 
-def _demo_logins(session: Session, city: str) -> dict[str, tuple[str, str]]:
+def _demo_logins(
+    session: Session, session_store: SessionStore, city: str
+) -> dict[str, tuple[str, str]]:
     """The demo operator's and admin's names, roles and fresh passwords (accounts made once)."""
     known = {user.name for user in accounts.list_users(session=session)}
     logins = {}
     for name, role in DEMO_USERS.items():
         password = generate_password()
         if name in known:
-            accounts.set_password(session=session, name=name, password=password, now=utc_now())
+            accounts.set_password(
+                session=session,
+                store=session_store,
+                name=name,
+                password=password,
+                now=utc_now(),
+            )
             _audit(session, "user.passwd", name)
         else:
             accounts.add_user(
@@ -342,6 +352,9 @@ def dead_letters_retry(
 
     try:
         retried = asyncio.run(retry())
+        with services.sessions() as session, session.begin():
+            done = [letter.id for letter in retried]
+            _audit(session, "dead_letters.retry", f"{len(done)}", ids=done[:1000])
     finally:
         services.engine.dispose()
     typer.echo(f"retried {len(retried):,}: " + " ".join(str(letter.id) for letter in retried))
@@ -358,6 +371,7 @@ def dead_letters_drop(ids: DeadLetterIds, database_url: DatabaseUrl = None) -> N
     try:
         with services.sessions() as session, session.begin():
             dropped = drop_dead_letters(session=session, ids=ids)
+            _audit(session, "dead_letters.drop", f"{dropped} of {len(ids)}", ids=ids[:1000])
     finally:
         services.engine.dispose()
     typer.echo(f"dropped {dropped:,} of {len(ids):,}")
@@ -398,6 +412,17 @@ def _admin_session(database_url: str | None) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _session_store(database_url: str | None) -> Iterator[SessionStore]:
+    """Where the server keeps signed-in sessions (Redis when GRIDCC_REDIS_URL is set, else SQL):
+    disabling a user or setting a password ends theirs there, at once."""
+    session_store = open_session_store(_settings(database_url).redis_url)
+    try:
+        yield session_store
+    finally:
+        session_store.close()
 
 
 def _audit(session: Session, action: str, target: str, **detail: Any) -> None:
@@ -592,9 +617,15 @@ def user_passwd(
 ) -> None:
     """Set a user's password; ends the user's sessions and clears a lockout."""
     password = _new_password(password_stdin, generate)
-    with _admin_session(database_url) as session:
+    with _admin_session(database_url) as session, _session_store(database_url) as session_store:
         try:
-            accounts.set_password(session=session, name=name, password=password, now=utc_now())
+            accounts.set_password(
+                session=session,
+                store=session_store,
+                name=name,
+                password=password,
+                now=utc_now(),
+            )
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None
@@ -607,9 +638,11 @@ def user_passwd(
 @user_cli.command("disable")
 def user_disable(name: UserName, database_url: DatabaseUrl = None) -> None:
     """Disable a user: sign-ins are refused and open sessions end at once."""
-    with _admin_session(database_url) as session:
+    with _admin_session(database_url) as session, _session_store(database_url) as session_store:
         try:
-            ended = accounts.disable_user(session=session, name=name, now=utc_now())
+            ended = accounts.disable_user(
+                session=session, store=session_store, name=name, now=utc_now()
+            )
         except ValueError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from None

@@ -31,6 +31,7 @@ from data_sources.access.audit import AuditEntry
 from data_sources.access.guard import Access, CallbackPolicies, CallbackPolicy, current_access
 from data_sources.access.model import Forbidden, Permission, Role
 from data_sources.access.passwords import check_password_policy
+from data_sources.access.sessions import SessionStore
 from layouts import admin as layout
 from layouts import ids
 from layouts.i18n import LANGS, Lang, t
@@ -51,11 +52,13 @@ CONFLICT = "it conflicts with an existing entry"
 
 @dataclass(frozen=True, slots=True)
 class By:
-    """Who makes a change (the request's access), in which session, at what time (naive UTC)."""
+    """Who makes a change (the request's access), in which session, at what time (naive UTC),
+    and where signed-in sessions live (a user's end at once when disabled or given a password)."""
 
     session: Session
     access: Access
     now: datetime
+    store: SessionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +163,9 @@ def set_password(by: By, *, name: str, password: str, generated: bool = False) -
 
     def apply() -> Applied:
         user = _user(by, name=name)
-        accounts.set_password(session=by.session, name=name, password=password, now=by.now)
+        accounts.set_password(
+            session=by.session, store=by.store, name=name, password=password, now=by.now
+        )
         return Applied(name, user.scope_code, password if generated else None)
 
     return _change(by, "user.passwd", name, apply, {"generated": generated})
@@ -171,8 +176,10 @@ def set_disabled(by: By, *, user_id: int, disabled: bool) -> Done:
 
     def apply() -> Applied:
         user = _user(by, user_id=user_id)
-        change = accounts.disable_user if disabled else accounts.enable_user
-        change(session=by.session, name=user.name, now=by.now)
+        if disabled:
+            accounts.disable_user(session=by.session, store=by.store, name=user.name, now=by.now)
+        else:
+            accounts.enable_user(session=by.session, name=user.name, now=by.now)
         return Applied(user.name, user.scope_code)
 
     return _change(by, "user.disable" if disabled else "user.enable", f"#{user_id}", apply)
@@ -345,7 +352,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         access = current_access()
 
         def work(session: Session) -> tuple[Done, T | None]:
-            done = change(By(session, access, services.clock()))
+            # The admin may have been signed out or disabled while this request waited.
+            if services.identity.alive(access.principal) is False:
+                raise Forbidden("your sign-in has ended")
+            done = change(By(session, access, services.clock(), services.session_store))
             return done, redraw(session) if done.ok else None
 
         try:

@@ -20,7 +20,12 @@ from callbacks.query import parse_query
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
 from data_sources.access.model import Forbidden, Permission, Scope
 from data_sources.access.scope import from_own_area, scope_of
-from data_sources.alarm_actions import AlarmActionError, AlarmActionResult, act_on_alarm
+from data_sources.alarm_actions import (
+    AlarmActionError,
+    AlarmActionResult,
+    AlarmPlan,
+    act_on_alarm,
+)
 from data_sources.events import ID_PATTERN
 from data_sources.ingest import IngestError
 from data_sources.model import AlarmType, Level, Node
@@ -331,6 +336,27 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
                 client=access.client,
             )
 
+        audited = False
+
+        def before_publish(plan: AlarmPlan) -> None:
+            """In a thread, once the action will change something: the credential still holds
+            (it may have been revoked while this request waited) and the audit line is written,
+            or nothing is done."""
+            nonlocal audited
+            if services.identity.alive(access.principal) is False:
+                raise AlarmActionError(403, "your sign-in has ended")
+            more = {"case_id": plan.case_id} if plan.case_id else {}
+            services.audit.record_now(
+                access.principal,
+                "alarm.acknowledge",
+                "ok",
+                scope_code=access.scope.code if access.scope else None,
+                target=alarm_id,
+                detail=detail | more,
+                client=access.client,
+            )
+            audited = True
+
         try:
             result = await act_on_alarm(
                 ingestor=services.ingestor(),
@@ -341,6 +367,7 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
                 create_case=create_case,
                 now=services.clock(),
                 scope=access.scope,
+                before_publish=before_publish,
             )
         except AlarmActionError as exc:
             await audit("denied" if exc.status_code == 403 else "failed", exc.reason)
@@ -356,8 +383,9 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             log.exception("alarm action failed unexpectedly")
             await audit("failed", "unexpected")
             return action_message(t("ack_failed", lang), nonce, failed=alarm_id)
-        detail |= {"acknowledged": result.acknowledged, "case_id": result.case_id}
-        await audit("ok")
+        if not audited:  # nothing to change (acknowledged before): said so, once
+            detail |= {"acknowledged": result.acknowledged, "case_id": result.case_id}
+            await audit("ok", "unchanged")
         return action_message(result_text(result, lang), nonce)
 
     app.clientside_callback(  # type: ignore[no-untyped-call]

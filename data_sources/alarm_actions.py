@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.access.audit import Auditor
 from data_sources.access.keys import KeyRing
-from data_sources.access.model import Scope
+from data_sources.access.model import Principal, Scope
 from data_sources.api_schema import error_responses, json_body
 from data_sources.body import request_json
 from data_sources.capacity import run_ingest
@@ -200,9 +201,12 @@ async def act_on_alarm(
     create_case: bool,
     now: datetime,
     scope: Scope | None = None,
+    before_publish: Callable[[AlarmPlan], None] | None = None,
 ) -> AlarmActionResult:
     """Acknowledge alarm `alarm_id` (and open its case) through the ingest path; idempotent.
-    `scope`: the acting person's area (403 for an alarm outside it)."""
+    `scope`: the acting person's area (403 for an alarm outside it). `before_publish` runs (in a
+    thread) once the action is known to change something, before it is published: the audit
+    line is written there, and if it cannot be, nothing is done (it raises)."""
 
     def prepare() -> tuple[list[Any], AlarmPlan]:
         with sessions() as session:
@@ -218,11 +222,14 @@ async def act_on_alarm(
         if not plan.events:
             return [], plan
         try:
-            return list(ingestor.validate(plan.events).events), plan
+            events = list(ingestor.validate(plan.events).events)
         except IngestError as exc:
             if exc.status_code == 409:  # published moments ago, not projected yet
                 return [], plan
             raise
+        if events and before_publish is not None:
+            before_publish(plan)
+        return events, plan
 
     # SQL: off the event loop, in ingest's own pool (never queued behind page renders)
     events, plan = await run_ingest(prepare)
@@ -261,8 +268,12 @@ def alarm_router(
     directory: Callable[[], Directory],
     clock: Callable[[], datetime],
     keys: KeyRing,
+    audit: Auditor | None = None,
 ) -> APIRouter:
-    """`POST /api/v1/alarms/{alarm_id}/acknowledge`, for the ingest (or admin) keys of `keys`."""
+    """`POST /api/v1/alarms/{alarm_id}/acknowledge`, for the ingest (or admin) keys of `keys`.
+
+    The audit log records the key's source as the actor (the `actor` the body names is what the
+    source says, kept in the line's detail), before anything is published."""
     router = APIRouter(prefix="/api/v1", tags=["alarms"])
 
     # The body is read by the handler (byte and depth limits, body.py), so its schema is declared.
@@ -288,6 +299,22 @@ def alarm_router(
             raise RequestValidationError(
                 [{**e, "loc": ("body", *e["loc"])} for e in errors]
             ) from None
+        key = Principal("key", source, "", frozenset())
+        client = http.client.host if http.client else None
+        detail = {"actor": request.actor or source, "case": request.create_case}
+
+        def audited(plan: AlarmPlan) -> None:
+            if audit is not None:
+                more = {"case_id": plan.case_id} if plan.case_id else {}
+                audit.record_now(
+                    key,
+                    "alarm.acknowledge",
+                    "ok",
+                    target=alarm_id,
+                    detail=detail | more,
+                    client=client,
+                )
+
         try:
             result = await act_on_alarm(
                 ingestor=ingestor(),
@@ -297,6 +324,7 @@ def alarm_router(
                 actor=request.actor or source,
                 create_case=request.create_case,
                 now=clock(),
+                before_publish=audited,
             )
         except AlarmActionError as exc:
             raise HTTPException(exc.status_code, exc.reason) from None

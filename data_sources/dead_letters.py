@@ -24,7 +24,9 @@ from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from data_sources.access.audit import Auditor
 from data_sources.access.keys import KeyRing, KeyRole
+from data_sources.access.model import Principal
 from data_sources.api_schema import error_responses, json_body
 from data_sources.body import request_json
 from data_sources.bus import Bus
@@ -216,9 +218,13 @@ class RetryRequest(BaseModel):
 
 
 def dead_letters_router(
-    sessions: sessionmaker[Session], bus: Callable[[], Bus], keys: KeyRing
+    sessions: sessionmaker[Session],
+    bus: Callable[[], Bus],
+    keys: KeyRing,
+    audit: Auditor | None = None,
 ) -> APIRouter:
-    """`GET /api/v1/dead-letters` and `POST /api/v1/dead-letters/retry`, for admin keys only."""
+    """`GET /api/v1/dead-letters` and `POST /api/v1/dead-letters/retry`, for admin keys only;
+    a retry is audited (the key's source as the actor)."""
     router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
     @router.get("", responses=error_responses(401, 403, 503))
@@ -247,7 +253,7 @@ def dead_letters_router(
         raw: Request, x_api_key: str | None = Header(default=None)
     ) -> dict[str, Any]:
         """Republish dead letters to the bus (after a fix) and remove them from the list."""
-        keys.require(x_api_key, KeyRole.ADMIN)
+        key = keys.require(x_api_key, KeyRole.ADMIN)
         try:
             request = RetryRequest.model_validate(await request_json(raw, RETRY_MAX_BODY_BYTES))
         except ValidationError as exc:
@@ -257,6 +263,14 @@ def dead_letters_router(
             ) from None
         ids = None if request.all else request.ids
         retried = await retry_dead_letters(sessions=sessions, bus=bus(), ids=ids)
+        if audit is not None:
+            await audit(
+                Principal("key", key.source, "", frozenset()),
+                "dead_letters.retry",
+                "ok",
+                detail={"ids": [letter.id for letter in retried][:1000]},
+                client=raw.client.host if raw.client else None,
+            )
         return {"retried": [letter.id for letter in retried]}
 
     return router

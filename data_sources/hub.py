@@ -51,6 +51,7 @@ Refresher = Callable[[int, str], Awaitable[str | None]]
 STATUS_EVERY_S = 1.0
 #: Where a grid's id sits in a path of node ids (district, street, community, grid, building).
 GRID_AT = FACT_LEVELS.index(Level.GRID)
+COMMUNITY_AT = FACT_LEVELS.index(Level.COMMUNITY)
 
 
 def _nodes(root: int | None, path: tuple[int, ...]) -> tuple[int, ...]:
@@ -437,11 +438,21 @@ class Hub:
         return sub
 
     def _follow_nearby_cameras(self, building: int) -> None:
+        """Follow the cameras of `building`'s community within `NEARBY_M` (wall_layers says why
+        not those beyond its community)."""
         directory = self.directory()
         centre = directory.buildings_at.at(building)
-        if centre is None:
+        place = directory.nodes.get(directory.codes.get(building, ""))
+        if centre is None or place is None:
             return
-        cameras = directory.cameras_at.near(*centre, NEARBY_M)
+        community = place.path[COMMUNITY_AT]
+        by_id = directory.camera_paths()
+        cameras = [
+            camera
+            for camera in directory.cameras_at.near(*centre, NEARBY_M)
+            if len(by_id.get(camera, ())) > COMMUNITY_AT
+            and by_id[camera][COMMUNITY_AT] == community
+        ]
         self._cameras_near[building] = cameras
         for camera in cameras:
             self._near[camera].add(building)

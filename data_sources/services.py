@@ -23,6 +23,7 @@ from data_sources.access.audit import Auditor
 from data_sources.access.guard import Identity
 from data_sources.access.keys import KeyRing
 from data_sources.access.model import Principal
+from data_sources.access.sessions import SessionStore, open_session_store
 from data_sources.bus import Bus
 from data_sources.bus.redis_streams import RedisStreamBus
 from data_sources.bus.sql import SqlBus
@@ -72,6 +73,8 @@ class Services:
     build: str = field(init=False)
     #: Ingest and admin API keys (hashed in SQL, cached briefly).
     keys: KeyRing = field(init=False)
+    #: Where signed-in sessions live: Redis when GRIDCC_REDIS_URL is set, else SQL.
+    session_store: SessionStore = field(init=False)
     #: Who a request comes from (sessions, displays, anonymous visitors).
     identity: Identity = field(init=False)
     #: The audit log's writer for async code.
@@ -123,23 +126,25 @@ class Services:
         )
         self.metrics = Metrics(self.pipeline_health, lambda: self.hub.open_streams)
         self.keys = KeyRing(self.sessions, lambda: self.clock())
+        self.session_store = open_session_store(self.settings.redis_url)
         self.identity = Identity(
             self.sessions,
             lambda: self.clock(),
+            store=self.session_store,
             idle=timedelta(minutes=self.settings.session_idle_minutes),
             anonymous_scope=lambda: self.settings.anonymous_scope,
         )
         self.audit = Auditor(self.sessions, lambda: self.clock())
 
-    async def still_allowed(self, principal: Principal) -> bool:
-        """Whether `principal`'s credential still holds (live streams ask every heartbeat). An
-        unreachable database does not sign anyone out: the outage shows on the page instead."""
+    async def still_allowed(self, principal: Principal) -> bool | None:
+        """Whether `principal`'s credential still holds (live streams ask every heartbeat); None
+        when the database cannot tell (the stream ends; the page, stale, reconnects)."""
         try:
             return await asyncio.to_thread(self.identity.alive, principal)
         except Exception as exc:
             if unavailable(exc) is None:
                 raise
-            return True
+            return None
 
     def pipeline_health(self) -> PipelineHealth | None:
         """The projector's health; None until it runs."""
@@ -224,6 +229,7 @@ class Services:
         await self.bus.aclose()
         if self.redis is not None:
             await self.redis.aclose()
+        self.session_store.close()
         self.engine.dispose()
 
 

@@ -38,11 +38,11 @@ from data_sources.body import check_event_id
 from data_sources.directory import Directory
 from data_sources.hub import Hub
 
-#: Whether a principal's credential still holds (checked at every heartbeat).
-Alive = Callable[[Principal], Awaitable[bool]]
+#: Whether a principal's credential still holds (checked at every heartbeat); None: cannot tell.
+Alive = Callable[[Principal], Awaitable[bool | None]]
 
 
-async def _always(_principal: Principal) -> bool:
+async def _always(_principal: Principal) -> bool | None:
     return True
 
 
@@ -93,7 +93,7 @@ def live_router(
         resume = hub().resume_point(last_event_id or last)
         hello = {"build": build_id, "heartbeat": heartbeat_s, "reconnect_max": reconnect_max_s}
 
-        async def still_allowed() -> bool:
+        async def still_allowed() -> bool | None:
             return await alive(principal)
 
         # Those who may act get the wall's refreshes with the ticker's buttons.
@@ -123,7 +123,7 @@ async def _events(
     retry_ms: int,
     view: str | None = None,
     lang: str = "zh",
-    allowed: Callable[[], Awaitable[bool]] | None = None,
+    allowed: Callable[[], Awaitable[bool | None]] | None = None,
 ) -> AsyncIterator[str | bytes]:
     # Subscribe before taking the snapshot: a change in between is then delivered as well
     # (deltas carry absolute figures, so seeing it twice is harmless).
@@ -153,8 +153,11 @@ async def _events(
             now = loop.time()
             if now >= next_check:
                 next_check = now + heartbeat_s
-                if allowed is not None and not await allowed():
+                verdict = await allowed() if allowed is not None else True
+                if verdict is False:
                     yield sse("denied", {"reason": "signed_out", "at": _now_ms()})
+                    return
+                if verdict is None:  # cannot tell (the database is down): end, the page retries
                     return
             if delta is None:
                 if now >= next_ping:

@@ -2,7 +2,9 @@
 
 Only what the scope needs is read. Cameras are single points from the community level down; above
 it the map shows a count per child area instead (a city holds ~50,000 cameras: never send them all).
-At a building the cameras are those "nearby": in the building's grid or within `NEARBY_M` metres.
+At a building the cameras are those "nearby": in the building's grid or within `NEARBY_M` metres, in
+the building's own community (an account's area is a community or larger: a building's wall never
+shows what lies outside an area its viewer may see).
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 
 def scope_cameras(*, session: Session, node: Node) -> list[CameraPoint]:
     """The cameras a map of `node` shows one by one (none above `CAMERA_LEVELS`): the scope's own,
-    at a building those of its grid and those within `NEARBY_M`."""
+    at a building those of its grid and those of its community within `NEARBY_M`."""
     if node.level not in CAMERA_LEVELS:
         return []
     c = CameraRow
@@ -151,16 +153,20 @@ def scope_cameras(*, session: Session, node: Node) -> list[CameraPoint]:
         node.lat - dlat, node.lat + dlat
     )
     grid = node.parent_id
-    near = [box, c.building_id == node.id]
+    community = session.scalar(select(NodeRow.community_id).where(NodeRow.id == node.id))
+    near = [box & (c.community_id == community), c.building_id == node.id]
     if grid is not None:  # (`grid_id == None` would read every camera without a grid)
         near.append(c.grid_id == grid)
-    rows = session.execute(query.add_columns(c.grid_id, c.building_id).where(or_(*near))).all()
+    columns = (c.grid_id, c.building_id, c.community_id)
+    rows = session.execute(query.add_columns(*columns).where(or_(*near))).all()
     return [
         CameraPoint(r.id, r.code, r.name, r.lon, r.lat)
         for r in rows
         if r.building_id == node.id
         or (grid is not None and r.grid_id == grid)
-        or distance_m(node.lon, node.lat, r.lon, r.lat) <= NEARBY_M
+        or (
+            r.community_id == community and distance_m(node.lon, node.lat, r.lon, r.lat) <= NEARBY_M
+        )
     ]
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from data_sources import db
 from data_sources.access import accounts, displays
+from data_sources.access.sessions.sql import SqlSessions
 from data_sources.schema import AlarmRow, AuditRow, CameraRow, NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
@@ -357,7 +358,9 @@ def test_disabling_a_user_ends_their_open_stream_within_a_heartbeat(
 
     def disable() -> None:
         with Session(engine) as session, session.begin():
-            accounts.disable_user(session=session, name="leader-gone", now=AS_OF)
+            accounts.disable_user(
+                session=session, store=SqlSessions(), name="leader-gone", now=AS_OF
+            )
 
     _denied_within(leader, disable)
     assert leader.get(f"/wall?scope={STREET_A}").status_code == LOGIN
@@ -386,3 +389,26 @@ def test_a_revoked_display_closes_its_stream_and_shows_display_disabled(
     assert STREET_A not in page.text  # neutral: no area, no data
     engine.dispose()
     wall.close()
+
+
+def test_every_answer_carries_the_security_headers(server: str) -> None:
+    """Pages, refusals, 404s, the API, static files, the login page and a stream's HEAD."""
+    with httpx2.Client(base_url=server, timeout=20, follow_redirects=False) as anonymous:
+        answers = [
+            anonymous.get("/"),  # → the login page
+            anonymous.get("/login"),
+            anonymous.get("/no/such/page", headers={"Accept": "text/html"}),
+            anonymous.post("/api/v1/events", json={}),
+            anonymous.get("/assets/live.js"),
+            anonymous.get("/vendor/bootstrap/css/bootstrap.min.css"),
+            anonymous.head(f"/live/stream?scope={STREET_A}"),
+            anonymous.get("/healthz"),
+        ]
+    for answer in answers:
+        headers = answer.headers
+        where = f"{answer.request.method} {answer.request.url.path} ({answer.status_code})"
+        assert "frame-ancestors 'self'" in headers.get("content-security-policy", ""), where
+        assert headers.get("x-content-type-options") == "nosniff", where
+        assert headers.get("referrer-policy") == "same-origin", where
+        assert headers.get("x-frame-options") == "SAMEORIGIN", where
+    assert [a.status_code for a in answers] == [303, 200, 404, 401, 200, 200, 401, 200]

@@ -29,6 +29,7 @@ from data_sources.access.guard import Access, CallbackPolicies, set_access
 from data_sources.access.keys import KeyInfo, KeyRole
 from data_sources.access.model import Forbidden, Permission, Role, user_principal
 from data_sources.access.passwords import check_password_policy
+from data_sources.access.sessions.sql import SqlSessions
 from data_sources.schema import AuditRow, NodeRow
 from layouts import admin as layout
 from layouts import ids
@@ -217,7 +218,7 @@ def no_secret_in(rows: list[AuditRow], *secrets_: str) -> None:
 
 
 def by(session: Session, access: Access = ADMIN) -> By:
-    return By(session, access, NOW)
+    return By(session, access, NOW, SqlSessions())
 
 
 def test_adding_a_user_commits_it_with_its_audit_line(sessions: sessionmaker[Session]) -> None:
@@ -459,6 +460,8 @@ def site(
         clock=lambda: NOW,
         tz=TZ,
         keys=ring,
+        session_store=SqlSessions(),
+        identity=SimpleNamespace(alive=lambda _principal: True),
     )
     policies = CallbackPolicies()
     cb.register(app, services, policies)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ from data_sources import db
 from data_sources.bus.memory import MemoryBus
 from data_sources.directory import Directory, load_directory
 from data_sources.events import (
+    _VISIBLE,
     ID_PATTERN,
     MAX_AGE,
     MAX_AHEAD,
@@ -108,7 +109,8 @@ def texts(max_size: int, *, free: bool = False, blank_ok: bool = False) -> st.Se
         lambda c: (c * max_size)[:max_size]
     )
     some = st.text(chars, min_size=0 if blank_ok else 1, max_size=max_size) | longest
-    return some if blank_ok else some.filter(lambda s: s.strip() != "")
+    # Blank by the model's own rule: a soft hyphen or a zero-width space alone is no text.
+    return some if blank_ok else some.filter(lambda s: _VISIBLE.search(s) is not None)
 
 
 def between(low: float, high: float) -> st.SearchStrategy[float | int]:

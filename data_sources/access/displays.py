@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from data_sources.access.keys import sha256_hex
 from data_sources.access.model import Principal, display_principal
+from data_sources.access.scope import account_area_problem
 from data_sources.schema import DisplayRow, NodeRow
 
 NAME_MAX = 64
@@ -48,12 +49,13 @@ def add_display(
 
     Raises:
         ValueError: the name is empty, too long or taken (by a revoked display too), or no node
-            has the code `scope_code`.
+            has the code `scope_code`, or it is below a community (`ACCOUNT_LEVELS`).
     """
     if not name or len(name) > NAME_MAX:
         raise ValueError(f"a display name has 1 to {NAME_MAX} characters")
-    if session.scalar(select(NodeRow.id).where(NodeRow.code == scope_code)) is None:
-        raise ValueError(f"no area has the code {scope_code!r}")
+    level = session.scalar(select(NodeRow.level).where(NodeRow.code == scope_code))
+    if (problem := account_area_problem(scope_code, level)) is not None:
+        raise ValueError(problem)
     if session.scalar(select(DisplayRow.id).where(DisplayRow.name == name)) is not None:
         raise ValueError(f"a display is called {name!r} already")
     token = secrets.token_urlsafe(32)

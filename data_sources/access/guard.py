@@ -22,6 +22,8 @@ import hmac
 import json
 import logging
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,7 +38,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from data_sources.access import accounts, displays
+from data_sources.access import displays
 from data_sources.access.model import (
     AccessError,
     Forbidden,
@@ -46,9 +48,16 @@ from data_sources.access.model import (
     anonymous_principal,
 )
 from data_sources.access.model import Scope as Area
-from data_sources.access.pages import display_disabled_page, forbidden_page, no_such_area_page
+from data_sources.access.pages import (
+    display_disabled_page,
+    forbidden_page,
+    no_such_area_page,
+    unavailable_page,
+)
 from data_sources.access.scope import NoHierarchy, resolve_scope
+from data_sources.access.sessions import SessionStore
 from data_sources.directory import Directory
+from data_sources.health import unavailable
 from data_sources.web import DASH_BODY
 
 log = logging.getLogger(__name__)
@@ -97,17 +106,22 @@ class Resolved:
 
 
 class Identity:
-    """Turns a request's cookies into a principal (blocking SQL: call it in a thread)."""
+    """Turns a request's cookies into a principal (blocking SQL and Redis: call it in a thread).
+
+    `sessions` is the system of record (users, displays); `store` holds the signed-in sessions.
+    """
 
     def __init__(
         self,
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime],
         *,
+        store: SessionStore,
         idle: timedelta,
         anonymous_scope: Callable[[], str | None],
     ) -> None:
         self.sessions = sessions
+        self.store = store
         self.clock = clock
         self.idle = idle
         self.anonymous_scope = anonymous_scope
@@ -118,7 +132,7 @@ class Identity:
         if session_token or display_token:
             with self.sessions.begin() as session:
                 if session_token:
-                    principal = accounts.principal_of_session(
+                    principal = self.store.principal(
                         session=session, token=session_token, now=self.clock(), idle=self.idle
                     )
                     if principal is not None:
@@ -136,7 +150,7 @@ class Identity:
         """Whether `principal`'s credential still holds (a stream asks at every heartbeat)."""
         if principal.kind == "user" and principal.session_id is not None:
             with self.sessions() as session:
-                return accounts.session_alive(
+                return self.store.alive(
                     session=session,
                     session_id=principal.session_id,
                     now=self.clock(),
@@ -147,7 +161,7 @@ class Identity:
                 return displays.display_alive(session=session, display_id=principal.id)
         if principal.kind == "anonymous":
             return self.anonymous_scope() == principal.scope
-        return True
+        return False  # nothing else holds a page (an API key's principal never streams)
 
 
 # ---------------------------------------------------------------- callback policies
@@ -171,6 +185,8 @@ class CallbackPolicies:
         self._by_output: dict[str, CallbackPolicy] = {}
 
     def declare(self, output_id: str, policy: CallbackPolicy) -> None:
+        if str(output_id) in self._by_output:  # two callbacks, one policy: a mistake
+            raise ValueError(f"an access policy for {output_id!r} is declared already")
         self._by_output[str(output_id)] = policy
 
     def of(self, output: str) -> CallbackPolicy | None:
@@ -222,7 +238,10 @@ def csrf_token_ok(principal: Principal, headers: Headers, cookies: dict[str, str
     session), else the `_csrf_token` cookie (double submit)."""
     sent = headers.get(CSRF_HEADER, "")
     expected = principal.csrf if principal.kind == "user" else cookies.get(CSRF_COOKIE)
-    return bool(sent) and bool(expected) and hmac.compare_digest(sent, expected or "")
+    if not sent or not expected:
+        return False
+    # Bytes: `compare_digest` refuses str with non-ASCII characters (a 500 for a forged header).
+    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def _cookie(name: str, value: str, *, secure: bool, http_only: bool, same_site: str) -> str:
@@ -241,6 +260,9 @@ def new_csrf_secret() -> str:
 # ---------------------------------------------------------------- the guard
 
 Audit = Callable[..., Awaitable[None]]
+#: A client's refusals of one kind (who, what) are audited once in this many seconds.
+REFUSAL_AUDIT_S = 60.0
+REFUSALS_KEPT = 10_000
 RequestKind = Literal["page", "admin_page", "callback", "stream", "open"]
 
 
@@ -271,6 +293,7 @@ class AccessGuard:
         self.login_path = login_path
         self.stream_path = stream_path
         self.callback_path = callback_path
+        self._refusals: OrderedDict[tuple[Any, ...], float] = OrderedDict()
 
     def kind(self, path: str) -> RequestKind:
         if path in self.admin_pages:
@@ -284,13 +307,22 @@ class AccessGuard:
         return "open"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":  # no page uses one (Dash's websocket callbacks are off)
+            await send({"type": "websocket.close", "code": 1008})
+            return
         kind = self.kind(scope.get("path", "")) if scope["type"] == "http" else "open"
         if kind == "open":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         cookies = cookie_parser(headers.get("cookie", ""))
-        resolved = await asyncio.to_thread(self.identity.resolve, cookies)
+        try:
+            resolved = await asyncio.to_thread(self.identity.resolve, cookies)
+        except Exception as exc:  # the database is down: nobody can be told apart, so no one
+            if unavailable(exc) is None:
+                raise
+            await unavailable_page(kind != "callback")(scope, receive, send)
+            return
         client = scope["client"][0] if scope.get("client") else None
         try:
             if kind == "callback":
@@ -360,7 +392,11 @@ class AccessGuard:
                 except NoHierarchy:
                     area = None
         except AccessError as exc:
-            if policy.action is not None and self.audit is not None:
+            if (
+                policy.action is not None
+                and self.audit is not None
+                and self._worth_auditing((client, principal.kind, principal.name, policy.action))
+            ):
                 await self.audit(
                     principal,
                     policy.action,
@@ -371,6 +407,18 @@ class AccessGuard:
                 )
             raise
         return Access(principal, area, client)
+
+    def _worth_auditing(self, key: tuple[Any, ...]) -> bool:
+        """Whether a refusal is audited: the first of a client's refusals of the same kind in
+        `REFUSAL_AUDIT_S` is, the rest are not (a script must not flood the append-only log)."""
+        now = time.monotonic()
+        last = self._refusals.get(key)
+        if last is not None and now - last < REFUSAL_AUDIT_S:
+            return False
+        self._refusals[key] = now
+        while len(self._refusals) > REFUSALS_KEPT:
+            self._refusals.popitem(last=False)
+        return True
 
     def _refuse(
         self, exc: AccessError, kind: RequestKind, scope: Scope, resolved: Resolved

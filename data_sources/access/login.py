@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from data_sources.access import accounts, audit
 from data_sources.access.guard import CSRF_COOKIE, SESSION_COOKIE, cross_site
+from data_sources.access.sessions import NewSession, SessionStore
 from data_sources.body import request_body
 
 LOGIN_CSRF_COOKIE = "gridcc_login_csrf"
@@ -265,12 +266,13 @@ def _refused(status: int, reason: str) -> Response:
 @dataclass(frozen=True, slots=True)
 class _SignIn:
     outcome: accounts.LoginOutcome
-    new: accounts.NewSession | None
+    new: NewSession | None
 
 
 def login_router(
     *,
     sessions: sessionmaker[Session],
+    store: SessionStore,
     clock: Callable[[], datetime],
     idle: timedelta,
     absolute: timedelta,
@@ -281,7 +283,8 @@ def login_router(
     """The login page, sign-in and logout.
 
     Args:
-        sessions: the system of record's sessions (users, sessions, the audit log).
+        sessions: the system of record's sessions (users, the audit log).
+        store: where signed-in sessions live (SQL or Redis).
         clock: now, naive UTC.
         idle, absolute: a session's idle and absolute expiry.
         default_lang: the page's language without `?lang=`.
@@ -319,17 +322,23 @@ def login_router(
         )
         return response
 
+    # The lockout counters of names no account has (see accounts.authenticate), per process.
+    unknown_names: dict[str, accounts.Lockout] = {}
+
     def sign_in(name: str, password: str, client: str) -> _SignIn:
         now = clock()
         with sessions.begin() as session:
-            outcome = accounts.authenticate(session=session, name=name, password=password, now=now)
+            outcome = accounts.authenticate(
+                session=session, name=name, password=password, now=now, unknown=unknown_names
+            )
             new = None
             if outcome.ok and outcome.user_id is not None:
-                new = accounts.start_session(
+                new = store.start(
                     session=session,
                     user_id=outcome.user_id,
                     now=now,
                     client=client,
+                    idle=idle,
                     absolute=absolute,
                 )
             audit_outcome = {"ok": "ok", "locked": "locked"}.get(outcome.reason, "failed")
@@ -339,8 +348,9 @@ def login_router(
             audit.record(
                 session=session,
                 at=now,
+                # What was typed, marked as no account's when none has that name.
                 actor=name or "-",
-                actor_kind="user",
+                actor_kind="user" if outcome.user_id is not None else "unknown",
                 action="login",
                 outcome=audit_outcome,
                 scope_code=outcome.scope_code,
@@ -356,7 +366,7 @@ def login_router(
                 session=session,
                 at=clock(),
                 actor=name or "-",
-                actor_kind="user",
+                actor_kind="unknown",
                 action="login",
                 outcome="throttled",
                 detail={"attempts_per_minute": limiter.attempts},
@@ -366,21 +376,19 @@ def login_router(
     def signed_in(token: str) -> bool:
         """Whether `token` is a live session (then the login page sends its user on)."""
         with sessions.begin() as session:
-            principal = accounts.principal_of_session(
-                session=session, token=token, now=clock(), idle=idle
-            )
+            principal = store.principal(session=session, token=token, now=clock(), idle=idle)
         return principal is not None
 
     def sign_out(token: str, csrf_sent: str, client: str) -> bool:
         """End the session of `token` if `csrf_sent` is its secret; False when it is not."""
         now = clock()
         with sessions.begin() as session:
-            found = accounts.find_session(session=session, token=token)
-            if found is None or found.ended_at is not None:
+            found = store.find(session=session, token=token)
+            if found is None:
                 return True  # nothing to end: signing out is idempotent
             if not hmac.compare_digest(csrf_sent.encode(), found.csrf.encode()):
                 return False
-            accounts.end_session(session=session, session_id=found.id, now=now)
+            store.end(session=session, session_id=found.id, now=now)
             audit.record(
                 session=session,
                 at=now,

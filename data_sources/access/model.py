@@ -50,8 +50,9 @@ class Principal:
     permissions: frozenset[Permission]
     #: The row behind it: users.id, displays.id or api_keys.id (None for anonymous).
     id: int | None = None
-    #: The session's row id (users signed in through the login page), for logout and expiry.
-    session_id: int | None = None
+    #: The session's id in its store (users signed in through the login page), for logout and
+    #: expiry: a row id in SQL, the token's SHA-256 in Redis (see access/sessions.py).
+    session_id: str | None = None
     #: The session's CSRF secret: state-changing requests must echo it (X-CSRFToken).
     csrf: str | None = None
     role: Role | None = None
@@ -70,7 +71,7 @@ def user_principal(
     name: str,
     role: Role,
     scope: str,
-    session_id: int | None = None,
+    session_id: str | None = None,
     csrf: str | None = None,
 ) -> Principal:
     return Principal("user", name, scope, ROLE_PERMISSIONS[role], user_id, session_id, csrf, role)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 _PAGE = """<!DOCTYPE html>
 <html lang="zh"><head><meta charset="utf-8"><title>{title}</title>
@@ -60,6 +60,17 @@ def forbidden_page(home: str | None, reason_en: str = "This is outside your area
         ["该区域或页面不在您的权限范围内。", html.escape(reason_en)],
         _home(home),
     )
+
+
+def unavailable_page(page: bool) -> Response:
+    """503 while the database is down: a page says so and tries again by itself every 10 s (a
+    wall started during an outage must come back with no one at it); others get JSON."""
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    if not page:
+        return JSONResponse({"detail": "the database is unavailable: retry later"}, 503, headers)
+    response = _page(503, "数据暂不可用", "Temporarily unavailable", ["正在重试……", "Retrying…"])
+    response.headers.update(headers | {"Refresh": "10"})
+    return response
 
 
 def display_disabled_page() -> HTMLResponse:

@@ -59,3 +59,18 @@ def from_own_area(lineage: list[Node], principal: Principal) -> list[Node]:
     no way up to areas the principal may not open."""
     codes = [node.code for node in lineage]
     return lineage[codes.index(principal.scope) :] if principal.scope in codes else lineage
+
+
+#: The levels an account's area (a user's or a display's) may have: a community or larger. A
+#: building's wall shows the cameras of its community within 300 m: with no account below a
+#: community, nobody sees there what lies outside their area.
+ACCOUNT_LEVELS = frozenset({Level.CITY, Level.DISTRICT, Level.STREET, Level.COMMUNITY})
+
+
+def account_area_problem(code: str, level: str | None) -> str | None:
+    """Why node `code` (of `level`; None: no such node) cannot be an account's area, or None."""
+    if level is None:
+        return f"no area has the code {code!r}"
+    if Level(level) not in ACCOUNT_LEVELS:
+        return f"an account's area is a community or larger, not a {level} ({code})"
+    return None
