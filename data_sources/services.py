@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from data_sources.access.audit import Auditor
-from data_sources.access.guard import Identity
+from data_sources.access.identity import Identity
 from data_sources.access.keys import KeyRing
 from data_sources.access.model import Principal
 from data_sources.access.sessions import SessionStore, open_session_store

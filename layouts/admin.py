@@ -18,6 +18,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from data_sources.access.accounts import UserInfo
+from data_sources.access.admin import ANY
 from data_sources.access.audit import AuditEntry
 from data_sources.access.displays import DisplayInfo
 from data_sources.access.keys import KeyInfo, KeyRole
@@ -28,12 +29,8 @@ from layouts.i18n import Lang, t
 Admin = ids.Admin
 #: The audit log's outcomes (the filter's choices besides "any").
 OUTCOMES = ("ok", "denied", "failed")
-#: The outcome filter's "any" (an empty value would show as no choice at all).
-ANY = "any"
 #: Principal kinds with a label of their own; another kind is shown as stored.
-KINDS = ("user", "display", "anonymous", "key")
-#: Audit lines drawn at once; "more" draws the next ones (keyset paging by id).
-AUDIT_PAGE = 100
+KINDS = ("user", "display", "anonymous", "key", "unknown", "cli")
 #: An audit line's detail is cut here in the table: the page stays a list, not a dump.
 DETAIL_MAX = 300
 _CARD = "mb-3 bg-transparent border-info-subtle"

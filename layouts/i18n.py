@@ -246,6 +246,8 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
     "admin_kind_display": ("显示终端", "display"),
     "admin_kind_anonymous": ("匿名", "anonymous"),
     "admin_kind_key": ("密钥", "key"),
+    "admin_kind_unknown": ("未知账号", "no such account"),
+    "admin_kind_cli": ("命令行", "command line"),
     "admin_audit_status": (
         "已显示 {n} 条，最新在前；时间为 {tz}",
         "{n} lines shown, newest first; times in {tz}",

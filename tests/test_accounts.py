@@ -36,11 +36,11 @@ from data_sources.access.accounts import (
 from data_sources.access.login import (
     LOGIN_CSRF_COOKIE,
     LoginThrottle,
-    login_page,
     login_router,
     safe_next,
     throttle_key,
 )
+from data_sources.access.login_page import login_page
 from data_sources.access.model import Principal, Role
 from data_sources.access.passwords import (
     check_password_policy,

@@ -19,16 +19,17 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbacks import admin as cb
-from callbacks.admin import AuditFilters, By
 from callbacks.pages import unknown_ids
 from data_sources.access import accounts, audit, displays, keys
+from data_sources.access import admin as changes
 from data_sources.access.accounts import UserInfo
+from data_sources.access.admin import AuditFilters, By
 from data_sources.access.audit import AuditEntry
 from data_sources.access.displays import DisplayInfo
 from data_sources.access.guard import Access, CallbackPolicies, set_access
 from data_sources.access.keys import KeyInfo, KeyRole
 from data_sources.access.model import Forbidden, Permission, Role, user_principal
-from data_sources.access.passwords import check_password_policy
+from data_sources.access.passwords import check_password_policy, generate_password
 from data_sources.access.sessions.sql import SqlSessions
 from data_sources.schema import AuditRow, NodeRow
 from layouts import admin as layout
@@ -176,7 +177,7 @@ def test_the_display_url_comes_from_the_admin_s_browser() -> None:
 
 
 def test_generated_passwords_meet_the_policy_and_differ() -> None:
-    made = {cb.generate_password() for _ in range(20)}
+    made = {generate_password() for _ in range(20)}
     assert len(made) == 20
     assert all(check_password_policy(p) is None for p in made)
 
@@ -223,10 +224,10 @@ def by(session: Session, access: Access = ADMIN) -> By:
 
 def test_adding_a_user_commits_it_with_its_audit_line(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        done = cb.add_user(
+        done = changes.add_user(
             by(session), name="alice", role="operator", scope_code=STREET, password=PASSWORD
         )
-    assert done == cb.Done(True, "alice")
+    assert done == changes.Done(True, "alice")
     with sessions() as session:
         assert [(u.name, u.role) for u in accounts.list_users(session=session)] == [
             ("alice", Role.OPERATOR)
@@ -256,10 +257,10 @@ def test_a_refused_user_is_not_added_and_the_refusal_is_audited(
     sessions: sessionmaker[Session], name: str, scope: str, password: str, reason: str | None
 ) -> None:
     with sessions() as session:
-        first = cb.add_user(
+        first = changes.add_user(
             by(session), name="carol", role="leader", scope_code=STREET, password=PASSWORD
         )
-        done = cb.add_user(
+        done = changes.add_user(
             by(session), name=name, role="leader", scope_code=scope, password=password
         )
     assert first.ok and not done.ok
@@ -274,7 +275,9 @@ def test_a_refused_user_is_not_added_and_the_refusal_is_audited(
 
 def test_a_bad_role_is_refused(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        done = cb.add_user(by(session), name="x", role="root", scope_code=STREET, password=PASSWORD)
+        done = changes.add_user(
+            by(session), name="x", role="root", scope_code=STREET, password=PASSWORD
+        )
     assert not done.ok
     assert lines(sessions)[-1].outcome == "failed"
 
@@ -283,13 +286,13 @@ def test_someone_not_an_admin_changes_nothing_and_is_audited(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions() as session:
-        done = cb.add_user(
+        done = changes.add_user(
             by(session, OPERATOR), name="eve", role="admin", scope_code=STREET, password=PASSWORD
         )
-        key = cb.add_key(by(session, OPERATOR), source="evil", role="admin")
+        key = changes.add_key(by(session, OPERATOR), source="evil", role="admin")
         with pytest.raises(Forbidden):
-            cb.audit_page(session, OPERATOR, AuditFilters(), TZ, None)
-    assert not done.ok and done.reason == cb.NOT_ADMIN and key.secret is None
+            changes.audit_page(session, OPERATOR, AuditFilters(), TZ, None)
+    assert not done.ok and done.reason == changes.NOT_ADMIN and key.secret is None
     with sessions() as session:
         assert accounts.list_users(session=session) == []
         assert keys.list_keys(session=session) == []
@@ -301,9 +304,11 @@ def test_someone_not_an_admin_changes_nothing_and_is_audited(
 
 def test_a_generated_password_is_returned_once_and_works(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        cb.add_user(by(session), name="dan", role="leader", scope_code=STREET, password=PASSWORD)
-        made = cb.generate_password()
-        done = cb.set_password(by(session), name="dan", password=made, generated=True)
+        changes.add_user(
+            by(session), name="dan", role="leader", scope_code=STREET, password=PASSWORD
+        )
+        made = generate_password()
+        done = changes.set_password(by(session), name="dan", password=made, generated=True)
     assert done.ok and done.secret == made
     with sessions() as session, session.begin():
         outcome = accounts.authenticate(session=session, name="dan", password=made, now=NOW)
@@ -315,23 +320,25 @@ def test_a_generated_password_is_returned_once_and_works(sessions: sessionmaker[
 
 def test_setting_the_password_of_nobody_fails(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        done = cb.set_password(by(session), name="ghost", password=PASSWORD)
+        done = changes.set_password(by(session), name="ghost", password=PASSWORD)
     assert not done.ok and "ghost" in (done.reason or "")
     assert (lines(sessions)[-1].action, lines(sessions)[-1].outcome) == ("user.passwd", "failed")
 
 
 def test_disabling_and_enabling_a_user(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        cb.add_user(by(session), name="erin", role="leader", scope_code=STREET, password=PASSWORD)
+        changes.add_user(
+            by(session), name="erin", role="leader", scope_code=STREET, password=PASSWORD
+        )
         [erin] = accounts.list_users(session=session)
         session.rollback()
-        disabled = cb.set_disabled(by(session), user_id=erin.id, disabled=True)
+        disabled = changes.set_disabled(by(session), user_id=erin.id, disabled=True)
         [after] = accounts.list_users(session=session)
         session.rollback()
-        enabled = cb.set_disabled(by(session), user_id=erin.id, disabled=False)
+        enabled = changes.set_disabled(by(session), user_id=erin.id, disabled=False)
         [again] = accounts.list_users(session=session)
         session.rollback()
-        nobody = cb.set_disabled(by(session), user_id=erin.id + 99, disabled=True)
+        nobody = changes.set_disabled(by(session), user_id=erin.id + 99, disabled=True)
     assert disabled.ok and enabled.ok and disabled.target == "erin"
     assert after.disabled_at == NOW and again.disabled_at is None
     assert not nobody.ok
@@ -344,16 +351,16 @@ def test_disabling_and_enabling_a_user(sessions: sessionmaker[Session]) -> None:
 
 def test_enrolling_and_revoking_a_display(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        done = cb.add_display(by(session), name="hall", scope_code=STREET, operator=True)
+        done = changes.add_display(by(session), name="hall", scope_code=STREET, operator=True)
         token = done.secret or ""
         assert displays.principal_of_display(session=session, token=token) is not None
         [hall] = displays.list_displays(session=session)
         session.rollback()
-        revoked = cb.revoke_display(by(session), display_id=hall.id)
+        revoked = changes.revoke_display(by(session), display_id=hall.id)
         assert displays.principal_of_display(session=session, token=token) is None
         session.rollback()
-        twice = cb.revoke_display(by(session), display_id=hall.id)
-        taken = cb.add_display(by(session), name="hall", scope_code=STREET, operator=False)
+        twice = changes.revoke_display(by(session), display_id=hall.id)
+        taken = changes.add_display(by(session), name="hall", scope_code=STREET, operator=False)
     assert done.ok and revoked.ok and revoked.target == "hall"
     assert not twice.ok and not taken.ok and taken.secret is None
     assert [(r.action, r.outcome) for r in lines(sessions)] == [
@@ -368,15 +375,15 @@ def test_enrolling_and_revoking_a_display(sessions: sessionmaker[Session]) -> No
 
 def test_making_and_revoking_a_key(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        done = cb.add_key(by(session), source="hotline", role="ingest")
+        done = changes.add_key(by(session), source="hotline", role="ingest")
         key = done.secret or ""
         info = keys.key_info(session=session, key=key)
         session.rollback()
         assert info is not None and info.created_by == "root" and info.role is KeyRole.INGEST
         assert done.target == f"#{info.id}"
-        revoked = cb.revoke_key(by(session), key_id=info.id)
-        twice = cb.revoke_key(by(session), key_id=info.id)
-        bad = cb.add_key(by(session), source="x", role="superuser")
+        revoked = changes.revoke_key(by(session), key_id=info.id)
+        twice = changes.revoke_key(by(session), key_id=info.id)
+        bad = changes.add_key(by(session), source="x", role="superuser")
     assert key.startswith("gck_") and revoked.ok and not twice.ok and not bad.ok
     assert [(r.action, r.outcome, r.target) for r in lines(sessions)] == [
         ("key.add", "ok", f"#{info.id}"),
@@ -403,7 +410,7 @@ def test_the_audit_log_pages_by_100_newest_first(sessions: sessionmaker[Session]
     before = None
     with sessions() as session:
         for expected, more_expected in ((100, True), (100, True), (50, False)):
-            page, more = cb.audit_page(session, ADMIN, AuditFilters(), TZ, before)
+            page, more = changes.audit_page(session, ADMIN, AuditFilters(), TZ, before)
             assert (len(page), more) == (expected, more_expected)
             seen += [e.id for e in page]
             before = page[-1].id
@@ -418,7 +425,7 @@ def test_the_audit_log_filters(sessions: sessionmaker[Session]) -> None:
 
     def found(**filters: str) -> list[str]:
         with sessions() as session:
-            page, _ = cb.audit_page(session, ADMIN, AuditFilters(**filters), TZ, None)
+            page, _ = changes.audit_page(session, ADMIN, AuditFilters(**filters), TZ, None)
         return [e.actor for e in page]
 
     assert found(actor="alice") == ["alice", "alice"]
@@ -552,7 +559,9 @@ def test_disable_a_user_by_its_row_button_through_dash(
 ) -> None:
     client, app, _policies, _ring = site
     with sessions() as session:
-        cb.add_user(by(session), name="gina", role="leader", scope_code=STREET, password=PASSWORD)
+        changes.add_user(
+            by(session), name="gina", role="leader", scope_code=STREET, password=PASSWORD
+        )
         [gina] = accounts.list_users(session=session)
     button = ids.row_action(A.USER_DISABLE, gina.id)
     trigger = json.dumps(button, sort_keys=True, separators=(",", ":")) + ".submit_n_clicks"

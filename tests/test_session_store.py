@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from data_sources import db
 from data_sources.access.accounts import add_user, disable_user, enable_user, set_password
-from data_sources.access.guard import SESSION_COOKIE, Identity
+from data_sources.access.identity import SESSION_COOKIE, Identity
 from data_sources.access.keys import sha256_hex
 from data_sources.access.login import login_router
 from data_sources.access.model import Permission, Principal, Role

@@ -27,25 +27,28 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, urlencode
 
 from dash._utils import split_callback_id
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from data_sources.access import displays
+from data_sources.access.identity import (
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Identity,
+    Resolved,
+)
 from data_sources.access.model import (
     AccessError,
     Forbidden,
     Permission,
     Principal,
     Unauthenticated,
-    anonymous_principal,
 )
 from data_sources.access.model import Scope as Area
 from data_sources.access.pages import (
@@ -55,19 +58,11 @@ from data_sources.access.pages import (
     unavailable_page,
 )
 from data_sources.access.scope import NoHierarchy, resolve_scope
-from data_sources.access.sessions import SessionStore
 from data_sources.directory import Directory
 from data_sources.health import unavailable
 from data_sources.web import DASH_BODY
 
 log = logging.getLogger(__name__)
-
-SESSION_COOKIE = "gridcc_session"
-DISPLAY_COOKIE = "gridcc_display"
-#: The name Dash's renderer reads and echoes as the `X-CSRFToken` header on every callback.
-CSRF_COOKIE = "_csrf_token"
-CSRF_HEADER = "x-csrftoken"
-
 
 # ---------------------------------------------------------------- who is asking
 
@@ -95,73 +90,6 @@ def current_access() -> Access:
 def set_access(access: Access | None) -> Any:
     """Set the access of the code that follows (the guard, tests); returns the reset token."""
     return _ACCESS.set(access)
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    principal: Principal | None
-    #: A credential the request carried and that no longer holds: "session" (signed out,
-    #: expired, user disabled) or "display" (revoked).
-    refused: Literal["session", "display"] | None = None
-
-
-class Identity:
-    """Turns a request's cookies into a principal (blocking SQL and Redis: call it in a thread).
-
-    `sessions` is the system of record (users, displays); `store` holds the signed-in sessions.
-    """
-
-    def __init__(
-        self,
-        sessions: sessionmaker[Session],
-        clock: Callable[[], datetime],
-        *,
-        store: SessionStore,
-        idle: timedelta,
-        anonymous_scope: Callable[[], str | None],
-    ) -> None:
-        self.sessions = sessions
-        self.store = store
-        self.clock = clock
-        self.idle = idle
-        self.anonymous_scope = anonymous_scope
-
-    def resolve(self, cookies: dict[str, str]) -> Resolved:
-        refused: Literal["session", "display"] | None = None
-        session_token, display_token = cookies.get(SESSION_COOKIE), cookies.get(DISPLAY_COOKIE)
-        if session_token or display_token:
-            with self.sessions.begin() as session:
-                if session_token:
-                    principal = self.store.principal(
-                        session=session, token=session_token, now=self.clock(), idle=self.idle
-                    )
-                    if principal is not None:
-                        return Resolved(principal)
-                    refused = "session"
-                if display_token:
-                    principal = displays.principal_of_display(session=session, token=display_token)
-                    if principal is not None:
-                        return Resolved(principal)
-                    refused = "display"
-        anonymous = self.anonymous_scope()
-        return Resolved(anonymous_principal(anonymous) if anonymous else None, refused)
-
-    def alive(self, principal: Principal) -> bool:
-        """Whether `principal`'s credential still holds (a stream asks at every heartbeat)."""
-        if principal.kind == "user" and principal.session_id is not None:
-            with self.sessions() as session:
-                return self.store.alive(
-                    session=session,
-                    session_id=principal.session_id,
-                    now=self.clock(),
-                    idle=self.idle,
-                )
-        if principal.kind == "display" and principal.id is not None:
-            with self.sessions() as session:
-                return displays.display_alive(session=session, display_id=principal.id)
-        if principal.kind == "anonymous":
-            return self.anonymous_scope() == principal.scope
-        return False  # nothing else holds a page (an API key's principal never streams)
 
 
 # ---------------------------------------------------------------- callback policies

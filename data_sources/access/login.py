@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import html
 import ipaddress
 import math
 import secrets
@@ -29,15 +28,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Literal
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from data_sources.access import accounts, audit
-from data_sources.access.guard import CSRF_COOKIE, SESSION_COOKIE, cross_site
+from data_sources.access.guard import cross_site
+from data_sources.access.identity import CSRF_COOKIE, SESSION_COOKIE
+from data_sources.access.login_page import Lang, login_page, text
 from data_sources.access.sessions import NewSession, SessionStore
 from data_sources.body import request_body
 
@@ -51,8 +51,6 @@ THROTTLE_ATTEMPTS = 10
 THROTTLE_WINDOW_S = 60.0
 #: Addresses the throttle remembers at most (≈200 bytes each); past it the idlest are dropped.
 THROTTLE_ADDRESSES = 50_000
-
-Lang = Literal["zh", "en"]
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -143,99 +141,6 @@ class LoginThrottle:
         window = self._windows.get(throttle_key(address))
         if window is not None and window.attempts:
             window.attempts.pop()
-
-
-# ---------------------------------------------------------------- the page
-
-_TEXT: dict[str, tuple[str, str]] = {
-    "title": ("登录 · 社会治理指挥中心", "Sign in · Social Governance Command Centre"),
-    "heading": ("社会治理指挥中心", "Social Governance Command Centre"),
-    "name": ("用户名", "User name"),
-    "password": ("密码", "Password"),
-    "submit": ("登录", "Sign in"),
-    "switch": ("English", "中文"),
-    "bad_credentials": ("用户名或密码错误。", "Wrong user name or password."),
-    "locked": (
-        "尝试次数过多，账户已锁定至 {until}。",
-        "Too many failed attempts: the account is locked until {until}.",
-    ),
-    "disabled": (
-        "该账户已停用，请联系系统管理员。",
-        "This account is disabled: ask an administrator.",
-    ),
-    "throttled": (
-        "尝试过于频繁，请 {seconds} 秒后再试。",
-        "Too many attempts: try again in {seconds} s.",
-    ),
-    "expired": ("登录表单已过期，请重新登录。", "The form had expired: please sign in again."),
-}
-
-_PAGE = """<!DOCTYPE html>
-<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
-<link rel="icon" href="data:,">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="same-origin">
-<style>
-body {{ background: #0b1320; color: #dfe7f2; font-family: "Noto Sans CJK SC", sans-serif;
-       margin: 0; min-height: 100vh; display: flex; align-items: center; justify-content: center; }}
-main {{ width: min(28rem, 92vw); }}
-h1 {{ font-size: clamp(1.6rem, 3vw, 2.4rem); text-align: center; margin: 0 0 1em; }}
-label {{ display: block; font-size: 1.25rem; margin: 1em 0 .3em; }}
-input {{ box-sizing: border-box; width: 100%; font-size: 1.4rem; padding: .55em .7em;
-        border: 1px solid #3a4c66; border-radius: .4em; background: #132036; color: #fff; }}
-input:focus {{ outline: 3px solid #5ec8ff; }}
-button {{ width: 100%; margin-top: 1.6em; font-size: 1.4rem; padding: .6em; border: 0;
-         border-radius: .4em; background: #1f7ae0; color: #fff; cursor: pointer; }}
-.message {{ font-size: 1.2rem; background: #4a1c22; border: 1px solid #a33a45;
-           padding: .7em 1em; border-radius: .4em; }}
-.switch {{ text-align: right; font-size: 1.1rem; }}
-a {{ color: #5ec8ff; }}
-</style></head>
-<body><main>
-<p class="switch"><a href="{switch_href}" lang="{other}">{switch}</a></p>
-<h1>{heading}</h1>
-{message}<form method="post" action="/login">
-<input type="hidden" name="csrf" value="{csrf}">
-<input type="hidden" name="next" value="{next}">
-<input type="hidden" name="lang" value="{lang}">
-<label for="name">{name_label}</label>
-<input id="name" name="name" value="{name}" maxlength="64" autocomplete="username"
-       autocapitalize="none" spellcheck="false" required autofocus>
-<label for="password">{password_label}</label>
-<input id="password" name="password" type="password" maxlength="256"
-       autocomplete="current-password" required>
-<button type="submit">{submit}</button>
-</form></main></body></html>
-"""
-
-
-def _text(key: str, lang: Lang) -> str:
-    zh, en = _TEXT[key]
-    return zh if lang == "zh" else en
-
-
-def login_page(
-    *, lang: Lang, next_path: str, csrf: str, message: str | None = None, name: str = ""
-) -> str:
-    """The login page's HTML; every value escaped."""
-    other: Lang = "en" if lang == "zh" else "zh"
-    switch_href = "/login?" + urlencode({"next": next_path, "lang": other})
-    e = html.escape
-    return _PAGE.format(
-        lang=lang,
-        other=other,
-        title=e(_text("title", lang)),
-        heading=e(_text("heading", lang)),
-        switch=e(_text("switch", lang)),
-        switch_href=e(switch_href),
-        message=f'<p class="message" role="alert">{e(message)}</p>\n' if message else "",
-        csrf=e(csrf),
-        next=e(next_path),
-        name=e(name),
-        name_label=e(_text("name", lang)),
-        password_label=e(_text("password", lang)),
-        submit=e(_text("submit", lang)),
-    )
 
 
 def _lang(value: str | None, default: Lang) -> Lang:
@@ -429,7 +334,7 @@ def login_router(
         if not verdict.allowed:
             if verdict.audit:
                 await asyncio.to_thread(audit_throttled, client, name)
-            message = _text("throttled", lang).format(seconds=verdict.retry_after_s)
+            message = text("throttled", lang).format(seconds=verdict.retry_after_s)
             retry = {"Retry-After": str(verdict.retry_after_s)}
             return page(
                 request, 429, lang=lang, next_path=next_path, message=message, headers=retry
@@ -437,16 +342,16 @@ def login_router(
         cookie_csrf = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         sent_csrf = form.get("csrf", "")
         if not (cookie_csrf and hmac.compare_digest(cookie_csrf.encode(), sent_csrf.encode())):
-            message = _text("expired", lang)
+            message = text("expired", lang)
             return page(request, 403, lang=lang, next_path=next_path, message=message, name=name)
         result = await asyncio.to_thread(sign_in, name, form.get("password", ""), client)
         outcome, new = result.outcome, result.new
         if new is None:
             if outcome.reason == "locked" and outcome.locked_until is not None:
                 until = outcome.locked_until.replace(tzinfo=UTC).astimezone(tz)
-                message = _text("locked", lang).format(until=f"{until:%H:%M}")
+                message = text("locked", lang).format(until=f"{until:%H:%M}")
             else:
-                message = _text(outcome.reason, lang)
+                message = text(outcome.reason, lang)
             return page(request, 401, lang=lang, next_path=next_path, message=message, name=name)
         limiter.refund(client)
         response = RedirectResponse(next_path, 303, headers={"Cache-Control": "no-store"})

@@ -20,12 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from data_sources.access import displays
 from data_sources.access.audit import record
-from data_sources.access.guard import (
-    CSRF_COOKIE,
-    DISPLAY_COOKIE,
-    SESSION_COOKIE,
-    new_csrf_secret,
-)
+from data_sources.access.guard import new_csrf_secret
+from data_sources.access.identity import CSRF_COOKIE, DISPLAY_COOKIE, SESSION_COOKIE
 from data_sources.access.pages import display_disabled_page, forbidden_page
 
 #: Chrome keeps a cookie at most 400 days; the kiosk's start URL renews it at every boot.
