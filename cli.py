@@ -155,6 +155,9 @@ def seed(
 def _serve(settings: Settings, host: str, port: int) -> None:
     typer.echo(f"gridcc on http://{host}:{port}/  (Ctrl+C to stop)")
     # Open live streams never end by themselves: give them 3 s, then close them on shutdown.
+    # X-Forwarded-For is believed only from the proxies named: uvicorn would take it from any
+    # local process, which could then pick the address the login throttle and the audit see.
+    proxies = settings.forwarded_allow_ips
     uvicorn.run(
         create_app(settings),
         host=host,
@@ -162,6 +165,8 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=3,
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
     )
 
 

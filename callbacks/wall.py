@@ -370,9 +370,12 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
                 before_publish=before_publish,
             )
         except AlarmActionError as exc:
-            await audit("denied" if exc.status_code == 403 else "failed", exc.reason)
-            if exc.status_code == 403:
+            refused = exc.outside or exc.status_code == 403
+            reason = "outside the area" if exc.outside else exc.reason
+            await audit("denied" if refused else "failed", reason)
+            if exc.status_code == 403:  # signed out while this request waited
                 raise Forbidden(exc.reason) from None
+            # Outside the area answers as unknown: ids elsewhere are not told apart.
             key = "ack_not_found" if exc.status_code == 404 else "ack_closed"
             return action_message(t(key, lang, alarm=alarm_id), nonce, failed=alarm_id)
         except (IngestError, SQLAlchemyError):

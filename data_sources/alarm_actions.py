@@ -60,12 +60,15 @@ _ENDED = (AlarmStatus.RESOLVED.value, AlarmStatus.FALSE_ALARM.value)
 
 
 class AlarmActionError(Exception):
-    """The action cannot be done: 404 (no such alarm) or 409 (the alarm has ended)."""
+    """The action cannot be done: 404 (no such alarm, or one outside the actor's area: `outside`,
+    answered alike so that an area's operator cannot tell which ids exist elsewhere) or 409 (the
+    alarm has ended)."""
 
-    def __init__(self, status_code: int, reason: str) -> None:
+    def __init__(self, status_code: int, reason: str, *, outside: bool = False) -> None:
         super().__init__(reason)
         self.status_code = status_code
         self.reason = reason
+        self.outside = outside
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +127,9 @@ def plan_alarm_action(
 ) -> AlarmPlan:
     """What acknowledging alarm `alarm_id` takes (and opening its case, with `create_case`).
 
-    Raises AlarmActionError: 404 for an unknown alarm, 403 for one outside `scope` (the area
-    of the person acting; None: an ingest source's key, which covers the whole city), 409 for
-    one that has ended. `now` is naive UTC.
+    Raises AlarmActionError: 404 for an unknown alarm and for one outside `scope` (the area of
+    the person acting; None: an ingest source's key, which covers the whole city), 409 for one
+    that has ended. `now` is naive UTC.
     """
     row = session.execute(
         select(
@@ -146,7 +149,7 @@ def plan_alarm_action(
         raise AlarmActionError(404, f"unknown alarm '{alarm_id}'")
     camera = directory.cameras.get(row.code)
     if scope is not None and (camera is None or not scope.contains(camera.path)):
-        raise AlarmActionError(403, f"alarm '{alarm_id}' is outside your area")
+        raise AlarmActionError(404, f"unknown alarm '{alarm_id}'", outside=True)
     if row.status in _ENDED:
         reason = f"alarm '{alarm_id}' has already ended ({row.status}): it cannot be acknowledged"
         raise AlarmActionError(409, reason)
@@ -204,7 +207,7 @@ async def act_on_alarm(
     before_publish: Callable[[AlarmPlan], None] | None = None,
 ) -> AlarmActionResult:
     """Acknowledge alarm `alarm_id` (and open its case) through the ingest path; idempotent.
-    `scope`: the acting person's area (403 for an alarm outside it). `before_publish` runs (in a
+    `scope`: the acting person's area (an alarm outside it is as unknown). `before_publish` runs (in a
     thread) once the action is known to change something, before it is published: the audit
     line is written there, and if it cannot be, nothing is done (it raises)."""
 

@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     session_hours: float = Field(
         12, gt=0, le=30 * 24, description="A login ends this long after it began, however used."
     )
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="Addresses of the reverse proxies whose X-Forwarded-For/-Proto are believed "
+        "(comma-separated, as uvicorn's --forwarded-allow-ips); unset: none, so no client can "
+        "choose the address the login throttle and the audit log see (`gridcc serve`/`demo`).",
+    )
     wall_actions: bool = Field(
         True,
         description="Offer 确认 / 转案件 on the wall's alarm ticker to those who may act (operators, "

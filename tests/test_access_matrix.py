@@ -295,8 +295,24 @@ def test_a_forged_action_is_refused_audited_and_changes_nothing(
         assert answer.status_code == 403
         # Without the CSRF token, even an operator's request is refused.
         operator = client_of("operator", server, city)
-        del operator.headers["X-CSRFToken"]
+        token = operator.headers.pop("X-CSRFToken")
         assert ask(operator, "callback act", STREET_A, city, callbacks).status_code == 403
+        operator.headers["X-CSRFToken"] = token
+        # As a browser on another site sends it (QA: refused, but not audited).
+        cross = {"Origin": "http://localhost:9", "Sec-Fetch-Site": "cross-site"}
+        w = ids.Wall
+        act = callbacks[w.ACTION_RESULT]
+        body = envelope(act, {w.ALARM_ACTION: {"alarm": city.alarm_a}, w.URL: f"?scope={STREET_A}"})
+        assert operator.post("/_dash-update-component", json=body, headers=cross).status_code == 403
+        # Street B's alarm from street A's wall answers as an unknown id does (QA: a 403 told
+        # which ids exist elsewhere), and is refused and audited.
+        answers = []
+        for alarm in (city.alarm_b, "no-such-alarm"):
+            action = {"alarm": alarm, "case": True, "nonce": alarm}
+            body = envelope(act, {w.ALARM_ACTION: action, w.URL: f"?scope={STREET_A}"})
+            answer = operator.post("/_dash-update-component", json=body)
+            answers.append((answer.status_code, "不存在" in readable(answer.text)))
+        assert answers == [(200, True), (200, True)]
         operator.close()
     finally:
         leader.close()
@@ -313,6 +329,13 @@ def test_a_forged_action_is_refused_audited_and_changes_nothing(
         assert {a.actor for a in acted} <= {"operator-a", "admin"}
         alarm = session.get(AlarmRow, city.alarm_b)
         assert alarm is not None and alarm.acknowledged_by in (None, "admin")
+        refused = session.scalars(
+            select(AuditRow.detail).where(
+                AuditRow.actor == "operator-a", AuditRow.outcome == "denied"
+            )
+        ).all()
+        reasons = " ".join(d or "" for d in refused)
+        assert "CSRF" in reasons and "cross-site" in reasons and "outside the area" in reasons
     engine.dispose()
 
 

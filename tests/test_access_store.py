@@ -78,6 +78,16 @@ def test_the_audit_log_refuses_update_and_delete(
     statements = ["UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"]
     if engine.dialect.name == "postgresql":
         statements.append("TRUNCATE audit_log")
+        statements.append(  # an upsert is an UPDATE
+            "INSERT INTO audit_log (id, at, actor, actor_kind, action, outcome) "
+            "SELECT id, at, 'mallory', 'user', 'x', 'ok' FROM audit_log "
+            "ON CONFLICT (id) DO UPDATE SET actor = 'mallory'"
+        )
+    else:  # QA of issue 10: INSERT OR REPLACE deleted the row without a DELETE trigger
+        statements.append(
+            "INSERT OR REPLACE INTO audit_log (id, at, actor, actor_kind, action, outcome) "
+            "SELECT id, at, 'mallory', 'user', 'x', 'ok' FROM audit_log"
+        )
     for statement in statements:
         with pytest.raises(DBAPIError, match="audit_log is append-only"):
             with engine.begin() as conn:
@@ -85,6 +95,17 @@ def test_the_audit_log_refuses_update_and_delete(
     with sessions() as session:
         (entry,) = list_audit(session=session)
     assert (entry.actor, entry.action, entry.target) == ("alice", "user.add", "bob")
+
+
+def test_a_line_reads_as_what_happened_whatever_was_typed(sessions: sessionmaker[Session]) -> None:
+    """QA of issue 10: a typed name with a right-to-left override, a line break or terminal
+    escapes was stored and shown as typed (a line that read as something else)."""
+    typed = "\u202eatesrepo\nlogin ok\x1b[2J"
+    write(sessions, actor=typed, action="login", outcome="failed", detail={"name": typed})
+    with sessions() as session:
+        (entry,) = list_audit(session=session)
+    assert entry.actor == "\\u202eatesrepo\\u000alogin ok\\u001b[2J"
+    assert entry.detail == {"name": entry.actor}
 
 
 def test_a_line_is_stored_however_long_or_odd_its_values(sessions: sessionmaker[Session]) -> None:
@@ -97,7 +118,8 @@ def test_a_line_is_stored_however_long_or_odd_its_values(sessions: sessionmaker[
     assert len(entry.actor) == sizes["actor"] and entry.actor.endswith("…")
     assert len(entry.action) == sizes["action"] and len(entry.target or "") == sizes["target"]
     assert len(entry.client or "") == sizes["client"]
-    assert entry.detail == {"name": odd}  # JSON escapes both, and reads them back
+    # Both shown as escapes, in the detail too.
+    assert entry.detail == {"name": "x" * 500 + "\\u0000\\ud800"}
 
 
 def test_the_detail_is_compact_json_that_keeps_chinese(sessions: sessionmaker[Session]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,10 +42,26 @@ _SIZES = _column_sizes()
 
 
 def _clean(value: str) -> str:
-    """`value` as text every backend stores: lone surrogates (valid in a JSON string, not in
-    UTF-8) and NUL (refused by PostgreSQL) escaped, so an attacker's input cannot fail the line
-    that records it."""
-    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    """`value` as text every backend stores and every reader sees as it is: lone surrogates
+    (valid in a JSON string, not in UTF-8), control characters (NUL, which PostgreSQL refuses,
+    line breaks, terminal escapes) and format characters (a right-to-left override would show a
+    typed name backwards) escaped as `\\uXXXX`, so an attacker's input can neither fail the line
+    that records it nor make it read as something else."""
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(
+        f"\\u{ord(c):04x}" if unicodedata.category(c) in ("Cc", "Cf") else c for c in text
+    )
+
+
+def _cleaned(value: Any) -> Any:
+    """`value` (a detail: dicts, lists, strings…) with every string `_clean`ed."""
+    if isinstance(value, str):
+        return _clean(value)
+    if isinstance(value, dict):
+        return {_clean(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cleaned(v) for v in value]
+    return value
 
 
 def _fit(column: str, value: str | None) -> str | None:
@@ -80,7 +97,7 @@ def record(
     """
     text = None
     if detail is not None:
-        text = _clean(json.dumps(detail, ensure_ascii=False, separators=(",", ":"), default=str))
+        text = json.dumps(_cleaned(detail), ensure_ascii=False, separators=(",", ":"), default=str)
     session.add(
         AuditRow(
             at=at,

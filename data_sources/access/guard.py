@@ -294,23 +294,22 @@ class AccessGuard:
         resolved: Resolved,
         client: str | None,
     ) -> Access:
-        if (reason := cross_site(headers, scope.get("scheme", "http"))) is not None:
-            raise Forbidden(reason)
-        principal = resolved.principal
-        if principal is None:
-            raise Unauthenticated()
-        if not csrf_token_ok(principal, headers, cookies):
-            raise Forbidden("missing or wrong CSRF token: reload the page")
         body = scope.get(DASH_BODY)
         output = body.get("output") if isinstance(body, dict) else None
         policy = self.policies.of(output) if isinstance(output, str) else None
-        if policy is None:
+        if policy is None or not isinstance(body, dict):
             log.error("refused a callback with no access policy: %.200s", output)
             raise Forbidden("this callback has no access policy")
-        assert isinstance(body, dict)
+        principal = resolved.principal
         search = _search_of(body, policy.scope_from) if policy.scope_from else None
         code = scope_param(search or "")
         try:
+            if (reason := cross_site(headers, scope.get("scheme", "http"))) is not None:
+                raise Forbidden(reason)
+            if principal is None:
+                raise Unauthenticated()
+            if not csrf_token_ok(principal, headers, cookies):
+                raise Forbidden("missing or wrong CSRF token: reload the page")
             if not principal.may(policy.permission):
                 raise Forbidden(f"your role may not {policy.permission.value}")
             area = None
@@ -320,10 +319,13 @@ class AccessGuard:
                 except NoHierarchy:
                     area = None
         except AccessError as exc:
+            # A refused action (a forged one, cross-site or without its token, included) is
+            # audited; reads are not (a page of another area is a 403, not an incident).
+            who = (principal.kind, principal.name) if principal else ("anonymous", "anonymous")
             if (
                 policy.action is not None
                 and self.audit is not None
-                and self._worth_auditing((client, principal.kind, principal.name, policy.action))
+                and self._worth_auditing((client, *who, policy.action, exc.reason))
             ):
                 await self.audit(
                     principal,

@@ -157,7 +157,10 @@ def _secure(request: Request) -> bool:
 
 def _form(body: bytes) -> dict[str, str]:
     """The first value of each field of a form-encoded body (undecodable bytes replaced)."""
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+    except ValueError:  # more fields than a login form has: no form (refused, 403, not a 500)
+        return {}
     return {key: values[0] for key, values in fields.items() if values}
 
 

@@ -102,6 +102,13 @@ def upgrade() -> None:
                 f"CREATE TRIGGER audit_log_no_{verb.lower()} BEFORE {verb} ON audit_log "
                 f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
             )
+        # INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless
+        # recursive_triggers is on): an insert may not reuse an id.
+        op.execute(
+            "CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log "
+            "WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id) "
+            f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
+        )
     else:
         op.execute(
             "CREATE FUNCTION gridcc_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
