@@ -75,6 +75,9 @@ def _renders_main(base: str, search: str, loops: int, obey: bool, shared: dict[s
         async with httpx2.AsyncClient(
             base_url=base, headers=headers, timeout=120, limits=limits
         ) as client:
+            # As a page does: its load sets the CSRF cookie the renders echo (the access guard).
+            await client.get("/wall")
+            client.headers["X-CSRFToken"] = client.cookies["_csrf_token"]
 
             async def loop() -> None:
                 while not shared["stop"].is_set():

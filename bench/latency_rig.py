@@ -85,7 +85,13 @@ def serve(target: str, database_url: str, log: Path, **env: str) -> Iterator[Ser
         port = int(s.getsockname()[1])
     command = [sys.executable, "-m", "uvicorn", target, "--factory", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--log-level", "warning"]
-    environment = {**os.environ, "GRIDCC_DATABASE_URL": database_url, **env}
+    # Pages and streams are read as anonymous visitors of the whole city may, as in the demo.
+    environment = {
+        **os.environ,
+        "GRIDCC_DATABASE_URL": database_url,
+        "GRIDCC_ANONYMOUS_SCOPE": "530100",
+        **env,
+    }
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
