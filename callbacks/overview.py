@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from dash import Dash, Input, Output
-from dash.development.base_component import Component
 from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.query import parse_query
@@ -64,13 +63,18 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         Output(ids.Overview.TITLE, "children"),
         Output(ids.Overview.LANG_LINK, "children"),
         Output(ids.Overview.LANG_LINK, "href"),
+        Output(ids.Overview.ACCOUNT, "children"),
         Input(ids.Overview.URL, "search"),
         # The page's stream came back after a gap it could not replay (assets/live.js).
         Input(ids.Overview.RESYNC, "data"),
     )
-    async def render(search: object, _resync: Any = None) -> tuple[Component, str, str, str]:
+    async def render(search: object, _resync: Any = None) -> tuple[Any, ...]:
         code, lang = parse_search(search, settings.default_lang)
-        area = current_access().scope  # None only before anything is seeded
+        access = current_access()
+        area = access.scope  # None only before anything is seeded
+        me = access.principal
+        here = "/?" + urlencode({k: v for k, v in (("scope", code), ("lang", lang)) if v})
+        who = layout.account(me.kind, me.name, me.csrf, me.may(Permission.ADMIN), lang, here)
         other = "en" if lang == "zh" else "zh"
         switch = "/?" + urlencode({k: v for k, v in (("scope", code), ("lang", other)) if v})
         try:
@@ -79,12 +83,12 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         except SQLAlchemyError:
             log.exception("overview query failed")
             body = layout.notice(t("error_title", lang), t("error_body", lang), "danger")
-            return body, t("app_title", lang), t("switch_lang", lang), switch
+            return body, t("app_title", lang), t("switch_lang", lang), switch, who
         if overview is None:
             body = layout.notice(t("no_data_title", lang), t("no_data_body", lang), "warning")
-            return body, t("app_title", lang), t("switch_lang", lang), switch
-        lineage = from_own_area(overview.lineage, current_access().principal)
+            return body, t("app_title", lang), t("switch_lang", lang), switch, who
+        lineage = from_own_area(overview.lineage, me)
         overview = replace(overview, lineage=lineage)
         title = lineage[min(1, len(lineage) - 1)].name(lang)
         body = layout.content(overview, lang, services.tz, settings.kpi_window_days)
-        return body, f"{title} · {t('app_title', lang)}", t("switch_lang", lang), switch
+        return body, f"{title} · {t('app_title', lang)}", t("switch_lang", lang), switch, who

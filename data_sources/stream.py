@@ -79,7 +79,7 @@ def live_router(
         lang: Literal["zh", "en"] = "zh",
         last_event_id: str | None = Header(default=None),
     ) -> StreamingResponse:
-        """Live figures of one scope (node code; the city when omitted) as server-sent events;
+        """Live figures of one scope (node code; the caller's own area when omitted) as events;
         `last` (or the `Last-Event-ID` header, which wins): the id of the last delta the page has;
         `view` and `lang`: the page's periodic refresh of its window figures."""
         principal = current_access().principal

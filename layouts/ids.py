@@ -17,6 +17,8 @@ class Overview(StrEnum):
     #: Set by assets/live.js when the stream came back with a snapshot instead of the missed
     #: deltas: the page is drawn again from SQL (its case feed missed what came meanwhile).
     RESYNC = "overview-resync"
+    #: Who is signed in, with the sign-out button (or a sign-in link for anonymous visitors).
+    ACCOUNT = "overview-account"
 
 
 def kpi(name: str) -> str:

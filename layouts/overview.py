@@ -58,6 +58,7 @@ def page() -> Component:
                                     id=ids.Overview.LANG_LINK,
                                     className="btn btn-outline-info btn-sm ms-3",
                                 ),
+                                html.Div(id=ids.Overview.ACCOUNT, className="d-flex ms-3"),
                             ],
                             className="d-flex align-items-center",
                         ),
@@ -75,6 +76,44 @@ def page() -> Component:
         ],
         className="gridcc-overview",
     )
+
+
+def account(
+    kind: str, name: str, csrf: str | None, admin: bool, lang: Lang, here: str
+) -> list[Component]:
+    """Who is signed in and a sign-out button (a plain form: no script), a way to the admin page
+    for administrators; a sign-in link for an anonymous visitor (`here`: the page to come back
+    to); nothing for a display."""
+    if kind == "anonymous":
+        login = "/login?" + urlencode({"next": here, "lang": lang})
+        return [html.A(t("sign_in", lang), href=login, className="btn btn-outline-light btn-sm")]
+    if kind != "user" or not csrf:
+        return []
+    parts: list[Component] = [html.Span(name, className="navbar-text me-2 gridcc-user")]
+    if admin:
+        parts.append(
+            html.A(
+                t("administration", lang),
+                href=f"/admin?lang={lang}",
+                className="btn btn-outline-light btn-sm me-2",
+            )
+        )
+    parts.append(
+        html.Form(
+            # The button sends the session's CSRF secret as its own form value (submitter).
+            html.Button(
+                t("sign_out", lang),
+                type="submit",
+                name="csrf",
+                value=csrf,
+                className="btn btn-outline-light btn-sm",
+            ),
+            method="POST",
+            action=f"/logout?lang={lang}",
+            className="m-0",
+        )
+    )
+    return parts
 
 
 def _value(figures: NodeFigures, name: str, kind: str, lang: Lang) -> str:

@@ -278,3 +278,19 @@ def test_another_site_can_neither_frame_the_wall_nor_act_through_it(
     item.locator(".wall-act-ack").click()
     expect(item).to_contain_text("已确认", timeout=5_000)
     context.close()
+
+
+def test_a_leader_signs_out_from_the_overview(server: str, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    watch = PageWatch()
+    page = watch.attach(context.new_page())
+    sign_in_page(page, server, "leader-a", PASSWORD, then=f"/?scope={STREET}&lang=en")
+    account = page.locator(f"#{ids.Overview.ACCOUNT}")
+    expect(account).to_contain_text("leader-a", timeout=15_000)
+    expect(account.get_by_text("Administration")).to_have_count(0)  # a leader's: no admin link
+    account.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{server}/login?lang=en")
+    page.goto(f"{server}/?scope={STREET}", wait_until="load")
+    assert page.url.startswith(f"{server}/login?next=")  # signed out for good
+    assert watch.errors == []
+    context.close()

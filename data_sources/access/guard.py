@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from data_sources.access.identity import (
     CSRF_COOKIE,
     CSRF_HEADER,
+    DISPLAY_COOKIE,
     SESSION_COOKIE,
     Identity,
     Resolved,
@@ -245,7 +246,12 @@ class AccessGuard:
         headers = Headers(scope=scope)
         cookies = cookie_parser(headers.get("cookie", ""))
         try:
-            resolved = await asyncio.to_thread(self.identity.resolve, cookies)
+            # Only a session or display cookie needs the database (in a thread); an anonymous
+            # visitor is told apart at once (a render loop of a wall page pays no thread hop).
+            if SESSION_COOKIE in cookies or DISPLAY_COOKIE in cookies:
+                resolved = await asyncio.to_thread(self.identity.resolve, cookies)
+            else:
+                resolved = self.identity.resolve(cookies)
         except Exception as exc:  # the database is down: nobody can be told apart, so no one
             if unavailable(exc) is None:
                 raise
