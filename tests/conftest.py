@@ -6,6 +6,7 @@ A test that needs a service which is not configured is skipped on a developer ma
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -256,3 +257,26 @@ def area(session: Session, code: str) -> Scope:
     path = tuple(i for i in ancestors if i is not None)
     path += (row.id,) if row.level == Level.BUILDING.value else ()
     return Scope(row.id, code, Level(row.level), path)
+
+
+def add_nodes(engine: Engine, *nodes: tuple[int, str, str, int | None]) -> None:
+    """Hierarchy nodes `(id, code, level, parent id)` on an empty database: the areas that
+    accounts, displays and keys are given (a district is its own `district_id`)."""
+    square = json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
+    with Session(engine) as session, session.begin():
+        for id_, code, level, parent in nodes:
+            session.add(
+                NodeRow(
+                    id=id_,
+                    code=code,
+                    level=level,
+                    parent_id=parent,
+                    name_zh=code,
+                    name_en=code,
+                    lon=102.7,
+                    lat=25.0,
+                    area_km2=1.0,
+                    geometry=square,
+                    district_id=id_ if level == "district" else None,
+                )
+            )

@@ -35,7 +35,9 @@ from data_sources.access.keys import (
 )
 from data_sources.access.model import Permission, Role, user_principal
 from data_sources.db import make_engine
-from data_sources.schema import ApiKeyRow, AuditRow, DisplayRow, NodeRow
+from data_sources.schema import ApiKeyRow, AuditRow, DisplayRow
+
+from .conftest import add_nodes
 
 NOW = datetime(2026, 11, 23, 6, 0)
 STREET = "530103001"
@@ -44,21 +46,7 @@ STREET = "530103001"
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on a migrated database holding one street (a scope to enrol displays for)."""
-    with Session(engine) as session, session.begin():
-        session.add(
-            NodeRow(
-                id=1,
-                code=STREET,
-                level="street",
-                parent_id=None,
-                name_zh="拓东街道",
-                name_en="Tuodong",
-                lon=102.7,
-                lat=25.0,
-                area_km2=1.0,
-                geometry="{}",
-            )
-        )
+    add_nodes(engine, (1, STREET, "street", None))
     return sessionmaker(engine, expire_on_commit=False)
 
 

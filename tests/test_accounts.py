@@ -4,7 +4,6 @@ session stores have their own contract suite, test_session_store.py)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +50,9 @@ from data_sources.access.passwords import (
 from data_sources.access.scope import account_area_problem
 from data_sources.access.sessions import NewSession
 from data_sources.access.sessions.sql import SqlSessions
-from data_sources.schema import AuditRow, NodeRow, UserRow, UserSessionRow
+from data_sources.schema import AuditRow, UserRow, UserSessionRow
+
+from .conftest import add_nodes
 
 NOW = datetime(2026, 12, 5, 6, 0)
 PASSWORD = "Correct-horse-42"
@@ -61,24 +62,7 @@ STORE = SqlSessions()
 
 
 def _nodes(engine: Engine) -> None:
-    square = json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
-    with Session(engine) as session, session.begin():
-        for id_, code, level, parent in ((1, "530100", "city", None), (2, "530103", "district", 1)):
-            session.add(
-                NodeRow(
-                    id=id_,
-                    code=code,
-                    level=level,
-                    parent_id=parent,
-                    name_zh=code,
-                    name_en=code,
-                    lon=102.7,
-                    lat=25.0,
-                    area_km2=1.0,
-                    geometry=square,
-                    district_id=id_ if parent else None,
-                )
-            )
+    add_nodes(engine, (1, "530100", "city", None), (2, "530103", "district", 1))
 
 
 @pytest.fixture

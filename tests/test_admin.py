@@ -31,10 +31,12 @@ from data_sources.access.keys import KeyInfo, KeyRole
 from data_sources.access.model import Forbidden, Permission, Role, user_principal
 from data_sources.access.passwords import check_password_policy, generate_password
 from data_sources.access.sessions.sql import SqlSessions
-from data_sources.schema import AuditRow, NodeRow
+from data_sources.schema import AuditRow
 from layouts import admin as layout
 from layouts import ids
 from layouts.i18n import t
+
+from .conftest import add_nodes
 
 A = ids.Admin
 TZ = ZoneInfo("Asia/Shanghai")
@@ -188,21 +190,7 @@ def test_generated_passwords_meet_the_policy_and_differ() -> None:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """Sessions on a migrated database holding one street (a scope for users and displays)."""
-    with Session(engine) as session, session.begin():
-        session.add(
-            NodeRow(
-                id=1,
-                code=STREET,
-                level="street",
-                parent_id=None,
-                name_zh="拓东街道",
-                name_en="Tuodong",
-                lon=102.7,
-                lat=25.0,
-                area_km2=1.0,
-                geometry="{}",
-            )
-        )
+    add_nodes(engine, (1, STREET, "street", None))
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -4,7 +4,6 @@ durations (asserted with `TTL`)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -37,7 +36,9 @@ from data_sources.access.sessions.redis_hashes import (
     RedisSessions,
 )
 from data_sources.access.sessions.sql import SqlSessions
-from data_sources.schema import NodeRow, UserRow, UserSessionRow
+from data_sources.schema import UserRow, UserSessionRow
+
+from .conftest import add_nodes
 
 NOW = datetime(2026, 12, 5, 6, 0)
 PASSWORD = "Correct-horse-42"
@@ -57,24 +58,7 @@ contract = pytest.mark.parametrize(("engine", "kind"), STORES, indirect=["engine
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     """The system of record with a city and a district to give users a scope."""
-    square = json.dumps({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]})
-    with Session(engine) as session, session.begin():
-        for id_, code, level, parent in ((1, "530100", "city", None), (2, STREET, "district", 1)):
-            session.add(
-                NodeRow(
-                    id=id_,
-                    code=code,
-                    level=level,
-                    parent_id=parent,
-                    name_zh=code,
-                    name_en=code,
-                    lon=102.7,
-                    lat=25.0,
-                    area_km2=1.0,
-                    geometry=square,
-                    district_id=id_ if parent else None,
-                )
-            )
+    add_nodes(engine, (1, "530100", "city", None), (2, STREET, "district", 1))
     return db.make_sessionmaker(engine)
 
 
