@@ -142,6 +142,7 @@ def seed(
             seed=seed,
             as_of=as_of or utc_now().replace(minute=0, second=0, microsecond=0),
             tz=services.tz,
+            calendar=services.calendar,
             districts=district or None,
             days=days,
             cases_per_day=cases_per_day,
@@ -195,7 +196,12 @@ def demo(
         typer.echo("empty database: seeding the Kunming demo city (about 20 s on 2 cores)…")
         as_of = utc_now().replace(second=0, microsecond=0) - timedelta(minutes=1)
         report = seed_city(
-            services.engine, seed=seed, as_of=as_of, tz=services.tz, progress=ProgressBar()
+            services.engine,
+            seed=seed,
+            as_of=as_of,
+            tz=services.tz,
+            calendar=services.calendar,
+            progress=ProgressBar(),
         )
         _print_report(report)
     with services.sessions.begin() as session:

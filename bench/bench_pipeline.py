@@ -35,6 +35,7 @@ from data_sources.live import load_live_state
 from data_sources.pipeline import GROUP, ProjectorLoop, tune_gc
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, SimPlaces, as_raw
+from data_sources.workhours import CN_CALENDAR
 
 TZ = ZoneInfo("Asia/Shanghai")
 AS_OF = datetime(2026, 11, 23, 6, 0)
@@ -63,7 +64,9 @@ async def pipeline(bus: Bus, batches: list[list[bytes]], url: str) -> float:
         directory = load_directory(session=session)
         live = load_live_state(session=session, root_id=directory.root_id)
     await bus.ensure_group(GROUP)
-    loop = ProjectorLoop(bus, sessionmaker(engine), lambda: directory, live, TZ, block_ms=10)
+    loop = ProjectorLoop(
+        bus, sessionmaker(engine), lambda: directory, live, TZ, CN_CALENDAR, block_ms=10
+    )
     total = sum(len(b) for b in batches)
     started = time.perf_counter()
     consumer = asyncio.create_task(loop.run())

@@ -23,7 +23,7 @@ from data_sources.model import (
     Satisfaction,
     Severity,
 )
-from data_sources.workhours import add_working_hours
+from data_sources.workhours import WorkCalendar, add_working_hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,19 +90,30 @@ def _order(step: CaseStep) -> tuple[bool, datetime, str]:
     return (step.action is not CaseAction.REPORT, step.at, step.id)
 
 
-def replay_case(steps: Iterable[CaseStep], *, category: Category, tz: tzinfo) -> CaseState | None:
-    """The state of a case from its events; None while its report has not arrived."""
+def replay_case(
+    steps: Iterable[CaseStep], *, category: Category, tz: tzinfo, calendar: WorkCalendar
+) -> CaseState | None:
+    """The state of a case from its events; None while its report has not arrived.
+
+    Args:
+        tz, calendar: where and on which working days the due time's working hours run.
+    """
     ordered = sorted(steps, key=_order)
     if not ordered or ordered[0].action is not CaseAction.REPORT:
         return None
     report = ordered[0]
     state = CaseState(reported_at=report.at, last_at=report.at, last_id=report.id, count=1)
     state.steps.append(ReplayedStep(report.id, 0, None, CaseStatus.REPORTED, None))
-    return continue_case(state, ordered[1:], category=category, tz=tz)
+    return continue_case(state, ordered[1:], category=category, tz=tz, calendar=calendar)
 
 
 def continue_case(
-    state: CaseState, steps: Iterable[CaseStep], *, category: Category, tz: tzinfo
+    state: CaseState,
+    steps: Iterable[CaseStep],
+    *,
+    category: Category,
+    tz: tzinfo,
+    calendar: WorkCalendar,
 ) -> CaseState:
     """Apply `steps`, which all sort after the state's last step, in timeline order."""
     status = state.status
@@ -115,7 +126,7 @@ def continue_case(
             allowed, target = TRANSITIONS[step.action]
             if status in allowed:
                 new = target or status
-                _mark(state, step, category, tz)
+                _mark(state, step, category, tz, calendar)
             else:
                 note = f"ignored: '{step.action.value}' not allowed in status '{status.value}'"
         state.steps.append(ReplayedStep(step.id, seq, status, new, note))
@@ -147,11 +158,14 @@ def state_of_row(row: Any) -> CaseState:
     )
 
 
-def _mark(state: CaseState, step: CaseStep, category: Category, tz: tzinfo) -> None:
+def _mark(
+    state: CaseState, step: CaseStep, category: Category, tz: tzinfo, calendar: WorkCalendar
+) -> None:
     action, at = step.action, step.at
     if action is CaseAction.ACCEPT:
         state.accepted_at = at
-        state.due_at = add_working_hours(at, DUE_WORKING_HOURS[category], tz=tz)
+        hours = DUE_WORKING_HOURS[category]
+        state.due_at = add_working_hours(at, hours, tz=tz, calendar=calendar)
     elif action is CaseAction.DISPATCH:
         state.dispatched_at = at
     elif action is CaseAction.DEFER:

@@ -43,6 +43,7 @@ from data_sources.events import Event, decode, decode_many
 from data_sources.health import OUTAGE_SQLSTATES
 from data_sources.live import LiveState
 from data_sources.projector import Projection, project
+from data_sources.workhours import WorkCalendar
 
 log = logging.getLogger(__name__)
 GROUP = "projector"
@@ -145,6 +146,8 @@ class ProjectorLoop:
     directory: Callable[[], Directory]
     live: LiveState
     tz: tzinfo
+    #: The working days of due times (with `tz`).
+    calendar: WorkCalendar
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{id(object())}")
     batch: int = 1_000
     block_ms: int = 1_000
@@ -295,7 +298,9 @@ class ProjectorLoop:
 
     def _project(self, events: list[Event]) -> Projection:
         with self.sessions() as session, session.begin():
-            return project(session, events, directory=self.directory(), tz=self.tz)
+            return project(
+                session, events, directory=self.directory(), tz=self.tz, calendar=self.calendar
+            )
 
     def _bury(self, letters: list[NewDeadLetter]) -> None:
         with self.sessions() as session, session.begin():

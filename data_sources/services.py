@@ -40,6 +40,7 @@ from data_sources.settings import Settings
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.simulator_pace import FixedLoad, HistoryPace, Pace
 from data_sources.wall import ON_DUTY
+from data_sources.workhours import WorkCalendar
 
 #: The repository root (this file is data_sources/services.py): what `build_id` hashes.
 HERE = Path(__file__).resolve().parent.parent
@@ -79,6 +80,8 @@ class Services:
     identity: Identity = field(init=False)
     #: The audit log's writer for async code.
     audit: Auditor = field(init=False)
+    #: The working days of case time limits (GRIDCC_WORK_CALENDAR and its extra days).
+    calendar: WorkCalendar = field(init=False)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -112,6 +115,11 @@ class Services:
 
     def __post_init__(self) -> None:
         self.build = build_id()
+        self.calendar = WorkCalendar(
+            self.settings.work_calendar,
+            frozenset(self.settings.extra_holidays),
+            frozenset(self.settings.extra_workdays),
+        )
         self._ingestor = Ingestor(
             self.bus, self.sessions, lambda: self.directory, clock=lambda: self.clock()
         )
@@ -184,6 +192,7 @@ class Services:
             lambda: self.directory,
             self.live,
             self.tz,
+            self.calendar,
             on_projection=self.hub.on_projection,
             sole_consumer=isinstance(self.bus, SqlBus),
         )

@@ -6,8 +6,16 @@ receives it, or the values it needs, as arguments.
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: A list of dates from the environment: comma-separated ISO dates or a JSON list (`NoDecode`:
+#: pydantic-settings would otherwise accept only JSON for a list).
+DateList = Annotated[list[date], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -22,6 +30,25 @@ class Settings(BaseSettings):
         None, description="Redis URL for the event bus and live state; unset = in-process."
     )
     timezone: str = Field("Asia/Shanghai", description="Zone for 'today' and working hours.")
+    work_calendar: Literal["cn", "weekdays"] = Field(
+        "cn",
+        description="Working days of case time limits (时限): 'cn' = China's official calendar, "
+        "public holidays off and adjusted weekends (调休) worked (package chinesecalendar; a year "
+        "it has no data for counts Monday to Friday, with a warning); 'weekdays' = Monday to "
+        "Friday. Working hours are 08:30-12:00 and 14:30-18:00 local time.",
+    )
+    extra_holidays: DateList = Field(
+        default_factory=list,
+        description="Local days off on top of work_calendar (e.g. a local festival): "
+        "comma-separated ISO dates, GRIDCC_EXTRA_HOLIDAYS=2026-07-28,2026-07-29, or a JSON "
+        'list, ["2026-07-28"]. Applies to due times computed afterwards (a stored one changes only '
+        "when its case is replayed).",
+    )
+    extra_workdays: DateList = Field(
+        default_factory=list,
+        description="Local working days on top of work_calendar (e.g. a weekend worked in lieu), "
+        "in the same format as extra_holidays; a date may not be in both.",
+    )
     kpi_window_days: int = Field(30, ge=1, le=3660, description="Days of cases the KPIs cover.")
     default_lang: str = Field("zh", pattern="^(zh|en)$", description="UI language without ?lang=.")
     api_keys: dict[str, str] = Field(
@@ -121,3 +148,20 @@ class Settings(BaseSettings):
         gt=0,
         description="/readyz fails while the projector has not completed a step for this long.",
     )
+
+    @field_validator("extra_holidays", "extra_workdays", mode="before")
+    @classmethod
+    def _date_list(cls, value: Any) -> Any:
+        """'2026-07-28,2026-07-29' or '["2026-07-28"]' (from the environment) as a list."""
+        if not isinstance(value, str):
+            return value
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return [part.strip() for part in value.split(",") if part.strip()]
+
+    @model_validator(mode="after")
+    def _holiday_or_workday(self) -> Settings:
+        if both := set(self.extra_holidays) & set(self.extra_workdays):
+            days = ", ".join(d.isoformat() for d in sorted(both))
+            raise ValueError(f"both an extra holiday and an extra working day: {days}")
+        return self

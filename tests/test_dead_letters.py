@@ -46,6 +46,7 @@ from data_sources.projector import Projection
 from data_sources.schema import AlarmEventRow, CaseEventRow, DeadLetterRow, PositionRow
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, SimPlaces
+from data_sources.workhours import CN_CALENDAR
 
 from .conftest import AS_OF, BACKENDS, TZ, fresh_database_url
 
@@ -142,6 +143,7 @@ def new_loop(city: City, bus: Bus, seen: list[Projection]) -> ProjectorLoop:
         lambda: directory,
         live,
         TZ,
+        CN_CALENDAR,
         block_ms=50,
         on_projection=seen.append,
         retry_backoff_s=BACKOFF_S,

@@ -31,6 +31,7 @@ from data_sources.schema import CaseEventRow, PositionRow
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, LiveSimulator, SimPlaces
 from data_sources.simulator_pace import HistoryPace
+from data_sources.workhours import CN_CALENDAR
 
 from .conftest import AS_OF, TZ
 
@@ -87,6 +88,7 @@ async def test_crash_between_commit_and_ack_loses_nothing_and_counts_nothing_twi
             lambda: directory,
             live,
             TZ,
+            CN_CALENDAR,
             consumer=consumer,
             batch=500,
             block_ms=10,
@@ -194,7 +196,7 @@ async def test_the_sole_consumer_takes_a_dead_processs_entries_at_start_not_afte
         assert len(await bus.read(GROUP, "killed", count=20, block_ms=10)) == 20  # then kill -9
         await asyncio.sleep(0.05)
         loop = ProjectorLoop(
-            bus, sessionmaker(engine), lambda: directory, live, TZ, batch=8, block_ms=10,
+            bus, sessionmaker(engine), lambda: directory, live, TZ, CN_CALENDAR, batch=8, block_ms=10,
             sole_consumer=sole,
         )  # fmt: skip
         handed: list[str] = []
@@ -225,7 +227,9 @@ async def test_an_undecodable_entry_becomes_a_dead_letter_and_its_batch_is_still
     await bus.ensure_group(GROUP)
     with Session(engine) as session:
         live = load_live_state(session=session, root_id=directory.root_id)
-    loop = ProjectorLoop(bus, sessionmaker(engine), lambda: directory, live, TZ, block_ms=10)
+    loop = ProjectorLoop(
+        bus, sessionmaker(engine), lambda: directory, live, TZ, CN_CALENDAR, block_ms=10
+    )
     assert await loop.step() == 6
     assert loop.applied == 5
     assert await bus.pending_count(GROUP) == 0

@@ -53,6 +53,7 @@ from data_sources.model import (
 )
 from data_sources.projector import project
 from data_sources.seed.city import seed_city
+from data_sources.workhours import CN_CALENDAR
 
 from .conftest import AS_OF, BACKENDS, TZ, fresh_database_url
 
@@ -281,7 +282,9 @@ def test_every_accepted_event_projects(city: tuple[Engine, Places], data: st.Dat
             with Session(bind=connection) as session:
                 applied = 0
                 for part in (events[:split], events[split:]):
-                    projection = project(session, part, directory=directory, tz=TZ)
+                    projection = project(
+                        session, part, directory=directory, tz=TZ, calendar=CN_CALENDAR
+                    )
                     session.flush()
                     live.apply(projection)
                     applied += projection.applied

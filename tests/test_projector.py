@@ -26,6 +26,7 @@ from data_sources.schema import (
 )
 from data_sources.seed.city import seed_city
 from data_sources.simulator import EventFactory, SimPlaces
+from data_sources.workhours import CN_CALENDAR
 
 from .conftest import AS_OF, BACKENDS, TZ, fresh_database_url
 
@@ -59,7 +60,13 @@ def _feed(
     applied = duplicates = 0
     for start in range(0, len(events), batch):
         with Session(engine) as session, session.begin():
-            projection = project(session, events[start : start + batch], directory=directory, tz=TZ)
+            projection = project(
+                session,
+                events[start : start + batch],
+                directory=directory,
+                tz=TZ,
+                calendar=CN_CALENDAR,
+            )
         live.apply(projection)  # only after the commit
         applied += projection.applied
         duplicates += projection.duplicates
@@ -247,7 +254,9 @@ def test_a_new_case_says_its_channel_and_report_time_a_transition_does_not(
     changes = []
     for event in (report, accept):
         with Session(engine) as session, session.begin():
-            changes += project(session, [event], directory=directory, tz=TZ).cases
+            changes += project(
+                session, [event], directory=directory, tz=TZ, calendar=CN_CALENDAR
+            ).cases
     channel = report.payload.channel.value  # type: ignore[union-attr]
     assert [(c.old, c.channel, c.reported_at) for c in changes] == [
         (None, channel, report.ts_utc),
@@ -273,7 +282,7 @@ def test_alarm_changes_say_where_their_camera_stands(
     expected = (camera_code, camera.name, camera.lon, camera.lat)
     for batch in ([raised], later):
         with Session(engine) as session, session.begin():
-            projection = project(session, batch, directory=directory, tz=TZ)
+            projection = project(session, batch, directory=directory, tz=TZ, calendar=CN_CALENDAR)
         assert projection.alarms
         for change in projection.alarms:
             assert (change.camera, change.place, change.lon, change.lat) == expected
@@ -297,7 +306,7 @@ def test_a_case_opened_from_an_alarm_links_it_even_in_the_same_batch_and_only_on
     first, second = opened_from_alarm(1), opened_from_alarm(2)
     for batch in ([first, raised], [second]):
         with Session(engine) as session, session.begin():
-            project(session, batch, directory=directory, tz=TZ)
+            project(session, batch, directory=directory, tz=TZ, calendar=CN_CALENDAR)
     with Session(engine) as session:
         linked = session.scalar(select(AlarmRow.case_id).where(AlarmRow.id == alarm_id))
         cases = session.scalars(

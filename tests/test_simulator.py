@@ -35,6 +35,7 @@ from data_sources.seed.profile import district_profiles
 from data_sources.simulator import EventFactory, LiveSimulator, RawEvent, SimPlaces
 from data_sources.simulator_pace import FIX_INTERVAL, CaseIntake, FixedLoad, HistoryPace
 from data_sources.wall import ON_DUTY, day_start, new_cases, trend
+from data_sources.workhours import CN_CALENDAR
 
 from .conftest import AS_OF, SMALL_SEED, TZ
 
@@ -132,7 +133,7 @@ def _project(
 ) -> None:
     for start in range(0, len(raw), 1000):
         events = ingestor.validate(raw[start : start + 1000]).events
-        project(session, events, directory=directory, tz=TZ)
+        project(session, events, directory=directory, tz=TZ, calendar=CN_CALENDAR)
 
 
 def _areas(session: Session) -> tuple[Node, list[Node]]:

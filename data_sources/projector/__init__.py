@@ -29,19 +29,29 @@ from data_sources.projector.common import (
     fresh_events,
 )
 from data_sources.schema import PositionRow
+from data_sources.workhours import WorkCalendar
 
 __all__ = ["AlarmChange", "CaseChange", "PositionFix", "Projection", "project"]
 
 
 def project(
-    session: Session, events: Sequence[Event], *, directory: Directory, tz: tzinfo
+    session: Session,
+    events: Sequence[Event],
+    *,
+    directory: Directory,
+    tz: tzinfo,
+    calendar: WorkCalendar,
 ) -> Projection:
-    """Apply `events` to SQL within the caller's transaction; what changed."""
+    """Apply `events` to SQL within the caller's transaction; what changed.
+
+    Args:
+        tz, calendar: the zone and working days of due times (时限).
+    """
     result = Projection()
     case_events = [e for e in events if e.kind in ("case.reported", "case.transitioned")]
     alarm_events = [e for e in events if e.kind.startswith("alarm.")]
     position_events = [e for e in events if e.kind == "worker.position"]
-    alarm_links = project_cases(session, case_events, tz, result)
+    alarm_links = project_cases(session, case_events, tz, calendar, result)
     project_alarms(session, alarm_events, directory, result)
     # After the alarms: an alarm raised in this same batch is stored by now. The first case
     # opened from an alarm keeps the link; a later report naming the same alarm cannot take it.

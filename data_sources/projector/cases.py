@@ -32,6 +32,7 @@ from data_sources.projector.common import (
     path_of,
 )
 from data_sources.schema import CaseEventRow
+from data_sources.workhours import WorkCalendar
 
 
 def _case_step(event: Event) -> CaseStep:
@@ -66,7 +67,11 @@ WAITING = "waiting for the case's report"
 
 
 def project_cases(
-    session: Session, events: Sequence[Event], tz: tzinfo, result: Projection
+    session: Session,
+    events: Sequence[Event],
+    tz: tzinfo,
+    calendar: WorkCalendar,
+    result: Projection,
 ) -> list[dict[str, str]]:
     """Apply case events; the (alarm, case) links of new cases opened from an alarm."""
     fresh, duplicates = fresh_events(session, events, CaseEventRow.id)
@@ -108,7 +113,11 @@ def project_cases(
             new_steps = [_case_step(e) for e in incoming]
             before = case_columns(continued[case_id])  # continue_case moves the state on
             ahead = continue_case(
-                continued[case_id], new_steps, category=Category(row.category), tz=tz
+                continued[case_id],
+                new_steps,
+                category=Category(row.category),
+                tz=tz,
+                calendar=calendar,
             )
             new_events += case_event_rows(case_id, new_steps, ahead)
             # Only what the steps changed: fewer values to convert and bind, and the indexed
@@ -135,7 +144,11 @@ def project_cases(
             default=None,
         )
         category = row.category if row else (report.payload.category if report else None)
-        state = replay_case(steps, category=Category(category), tz=tz) if category else None
+        state = (
+            replay_case(steps, category=Category(category), tz=tz, calendar=calendar)
+            if category
+            else None
+        )
         if state is None:  # transitions ahead of their report: keep them, replay later
             new_events += [_waiting_row(case_id, _case_step(e)) for e in incoming]
             continue

@@ -17,6 +17,7 @@ from data_sources.seed.hierarchy import NODE_COLUMNS, TREE_LEVELS, DistrictNodes
 from data_sources.seed.history import Buildings, case_history
 from data_sources.seed.profile import DistrictProfile
 from data_sources.seed.writer import Batch
+from data_sources.workhours import WorkCalendar
 
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"  # noqa: E501
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国文红玉兰志云春燕晓东海鹏飞琳婷"
@@ -32,6 +33,7 @@ def district_activity(
     seed: int,
     as_of: datetime,
     tz: tzinfo,
+    calendar: WorkCalendar,
     days: int,
     cases_per_day: float,
     text_datetimes: bool = False,
@@ -64,6 +66,7 @@ def district_activity(
         days=days,
         as_of=as_of,
         tz=tz,
+        calendar=calendar,
         rng=rng,
     ):
         cases.append(case)

@@ -44,6 +44,7 @@ from data_sources.seed.profile import (
     district_profiles,
 )
 from data_sources.seed.writer import Batch, BulkWriter, Spool, bulk_writer, spool
+from data_sources.workhours import CN_CALENDAR, WorkCalendar
 
 #: Progress callback: (stage, done, total).
 Progress = Callable[[str, int, int], None]
@@ -74,6 +75,7 @@ def seed_city(
     seed: int,
     as_of: datetime,
     tz: tzinfo,
+    calendar: WorkCalendar = CN_CALENDAR,
     districts: Iterable[str] | None = None,
     days: int = 90,
     cases_per_day: float = 1_600,
@@ -84,6 +86,8 @@ def seed_city(
 
     Args:
         as_of: naive UTC end of the seeded history.
+        calendar: the working days of due times (the official calendar unless a deployment
+            configures another: `Services.calendar`).
         cases_per_day: city-wide arrivals per day, shared among districts by population.
     """
     started = time.perf_counter()
@@ -125,6 +129,7 @@ def seed_city(
                 seed=seed,
                 as_of=as_of,
                 tz=tz,
+                calendar=calendar,
                 days=days,
                 cases_per_day=cases_per_day * profiles[code].population / population,
                 text_datetimes=writer.spools,

@@ -24,7 +24,7 @@ from data_sources.model import (
     ResolvedAt,
     Satisfaction,
 )
-from data_sources.workhours import add_working_hours
+from data_sources.workhours import WorkCalendar, add_working_hours
 
 FloatArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -164,9 +164,13 @@ def case_history(
     days: int,
     as_of: datetime,
     tz: tzinfo,
+    calendar: WorkCalendar,
     rng: np.random.Generator,
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """Yield (case row, its case_event rows) for `days` of history ending at `as_of` (naive UTC)."""
+    """Yield (case row, its case_event rows) for `days` of history ending at `as_of` (naive UTC).
+
+    Days are counted in `tz`; due times run on `calendar`'s working days.
+    """
     offset = tz.utcoffset(as_of) or timedelta(0)
     start_local = (as_of + offset).replace(hour=0, minute=0, second=0) - timedelta(days=days - 1)
     hour_p = HOURLY / HOURLY.sum()
@@ -193,6 +197,7 @@ def case_history(
                 site=sites[where[i]],
                 as_of=as_of,
                 tz=tz,
+                calendar=calendar,
                 rng=rng,
             )
 
@@ -206,6 +211,7 @@ def _lifecycle(
     site: _Site,
     as_of: datetime,
     tz: tzinfo,
+    calendar: WorkCalendar,
     rng: np.random.Generator,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     worker_id, worker = site.workers[int(rng.integers(len(site.workers)))]
@@ -217,7 +223,7 @@ def _lifecycle(
         steps.append((CaseAction.REJECT, reviewed, "指挥中心受理员"))
     else:
         steps.append((CaseAction.ACCEPT, reviewed, "指挥中心受理员"))
-        due = add_working_hours(reviewed, DUE_WORKING_HOURS[category], tz=tz)
+        due = add_working_hours(reviewed, DUE_WORKING_HOURS[category], tz=tz, calendar=calendar)
         dispatched = reviewed + _minutes(rng, 12)
         steps.append((CaseAction.DISPATCH, dispatched, "指挥中心派遣员"))
         window = max(due - dispatched, timedelta(minutes=30))
@@ -258,7 +264,7 @@ def _lifecycle(
         for i, (action, at, actor) in enumerate(steps)
         if at <= as_of
     ]
-    state = replay_case(case_steps, category=category, tz=tz)
+    state = replay_case(case_steps, category=category, tz=tz, calendar=calendar)
     assert state is not None  # the report is at or before as_of by construction
     a = site.ancestors
     description = DESCRIPTIONS[category][int(rng.integers(len(DESCRIPTIONS[category])))]
