@@ -21,6 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.requests import ClientDisconnect, Request
 
 from callbacks import admin as admin_callbacks
+from callbacks import case_page as case_page_callbacks
+from callbacks import case_table as case_table_callbacks
+from callbacks import follow_lists as follow_list_callbacks
 from callbacks import overview as overview_callbacks
 from callbacks import pages as page_callbacks
 from callbacks import wall as wall_callbacks
@@ -31,6 +34,7 @@ from data_sources.access.model import AccessError
 from data_sources.access.routes import display_router
 from data_sources.alarm_actions import alarm_router
 from data_sources.capacity import RenderGate, RenderLimits, tune_gil
+from data_sources.cases.routes import READ_PREFIXES, register_case_routes
 from data_sources.dead_letters import dead_letters_router
 from data_sources.health import (
     UNAVAILABLE_ERRORS,
@@ -82,6 +86,9 @@ def create_dash(server: FastAPI, services: Services, policies: CallbackPolicies)
     # Each registers its callbacks with the access policy each needs (data_sources/access/guard).
     page_callbacks.register(app, services, policies)
     overview_callbacks.register(app, services, policies)
+    case_table_callbacks.register(app, services, policies)
+    follow_list_callbacks.register(app, services, policies)
+    case_page_callbacks.register(app, services, policies)
     wall_callbacks.register(app, services, policies)
     admin_callbacks.register(app, services, policies)
     page_callbacks.check_ids(app)  # an id typo fails here, at startup
@@ -184,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     server.include_router(display_router(services.sessions, lambda: services.clock()))
+    register_case_routes(server, services)  # the case API and exports (read routes below)
     policies = CallbackPolicies()
     dash_app = server.state.dash = create_dash(server, services, policies)
     render_limits = RenderLimits(
@@ -197,14 +205,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         identity=services.identity,
         directory=lambda: services.directory,
         policies=policies,
-        pages=("/", *pages.WALL_PATHS),
+        pages=("/", *pages.WALL_PATHS, *pages.CASE_PATHS),
         admin_pages=pages.ADMIN_PATHS,
+        read_prefixes=READ_PREFIXES,
         audit=services.audit,
     )
     # Outside the access guard: a callback's body is read and checked (and handed to it) first.
     server.add_middleware(DashGuard, dash_app=dash_app)
     # Other paths: 404.
-    server.add_middleware(PagesOnly, pages=("/", *pages.WALL_PATHS, *pages.ADMIN_PATHS))
+    server.add_middleware(
+        PagesOnly, pages=("/", *pages.WALL_PATHS, *pages.ADMIN_PATHS, *pages.CASE_PATHS)
+    )
     server.add_middleware(HeadAsGet)  # `HEAD` wherever `GET` is, Dash's routes included
     # Outermost: every answer carries them, 404s, 503s and refusals included.
     csp = content_security_policy(dash_app.csp_hashes(), tile_url=settings.tile_url)

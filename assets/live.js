@@ -204,8 +204,9 @@
     var status = document.createElement("span");
     status.className = "gridcc-feed-status";
     status.textContent = labels[item.status] || item.status;
-    var title = document.createElement("span");
+    var title = document.createElement("a");
     title.className = "gridcc-feed-title";
+    title.href = "/case?" + new URLSearchParams({ id: item.id, lang: lang() }).toString();
     title.textContent = item.title;
     row.appendChild(status);
     row.appendChild(title);
@@ -272,21 +273,46 @@
     view.apply(figures);
   }
 
-  // The overview `/`: KPI tiles, the children's table cells and the latest cases.
+  // The overview `/`: the open cases and their children's (when the page's filter is only a time
+  // range: `data-live-figures`), the latest cases, and a tick for the page's other figures.
+  var TICK_MS = 10000;
+  var lastTick = 0;
+  var tickTimer = null;
+
+  function tick() {
+    // At most one server refresh of the filtered figures per TICK_MS, the last change included.
+    var wait = lastTick + TICK_MS - Date.now();
+    if (tickTimer !== null) return;
+    tickTimer = setTimeout(function () {
+      tickTimer = null;
+      lastTick = Date.now();
+      setStore("overview-tick", lastTick);
+    }, Math.max(0, wait));
+  }
+
+  function liveFigures() {
+    var content = document.querySelector("[data-scope]");
+    return content !== null && content.getAttribute("data-live-figures") === "1";
+  }
+
   views.push({
     badge: "overview-live",
     badgeClass: "gridcc-live",
     apply: function (figures) {
+      if (!liveFigures()) return;
       setText("overview-kpi-open", fmt(figures.open));
-      setText("overview-kpi-active-alarms", fmt(figures.alarms));
+      var api = window.gridccGrid ? window.gridccGrid("overview-children") : null;
+      if (!api) return;
       Object.keys(figures.children).forEach(function (code) {
-        var child = figures.children[code];
-        setText("overview-cell-" + code + "-open", fmt(child.open));
-        setText("overview-cell-" + code + "-active-alarms", fmt(child.alarms));
+        var row = api.getRowNode(code);
+        if (row && row.data && row.data.open !== figures.children[code].open) {
+          row.setDataValue("open", figures.children[code].open);
+        }
       });
     },
     items: function (msg) {
       applyFeed(msg.feed);
+      if (msg.feed && msg.feed.length) tick();
     },
     reset: function () {
       liveFeed = [];

@@ -1,30 +1,64 @@
-"""Callbacks of the overview page: the URL (scope, language) → the page content."""
+"""Callbacks of the laptop view `/`: the filter controls write the URL; the URL (and the live
+stream's ticks) draw the figures; the case table asks for its rows block by block."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from dash import Dash, Input, Output
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.query import parse_query
+from data_sources import store
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
 from data_sources.access.model import Permission, Scope
 from data_sources.access.scope import from_own_area
-from data_sources.overview import Overview, load_overview
+from data_sources.cases.filters import CaseFilter, FilterError
+from data_sources.cases.query import case_count
+from data_sources.laptop import LaptopView, load_laptop
+from data_sources.overview import FEED_LENGTH, FeedItem
 from layouts import ids
 from layouts import overview as layout
-from layouts.i18n import LANGS, Lang, t
+from layouts import overview_panels as panels
+from layouts.i18n import LANGS, Lang, number, t
 
 if TYPE_CHECKING:
     from data_sources.services import Services
 
 log = logging.getLogger(__name__)
+
+#: Query parameters that are not the filter's.
+_PAGE_KEYS = ("scope", "lang")
+OV = ids.Overview
+#: What the page's render draws, by name (a live tick redraws the figures only).
+OUTPUTS = {
+    "content": Output(OV.CONTENT, "children"),
+    "title": Output(OV.TITLE, "children"),
+    "lang_text": Output(OV.LANG_LINK, "children"),
+    "lang_href": Output(OV.LANG_LINK, "href"),
+    "account": Output(OV.ACCOUNT, "children"),
+    "breadcrumb": Output(OV.BREADCRUMB, "children"),
+    "covers": Output(OV.COVERS, "children"),
+    "children_title": Output(OV.CHILDREN_TITLE, "children"),
+    "children": Output(OV.CHILDREN, "rowData"),
+    "feed": Output(OV.FEED_BOX, "children"),
+    "wall": Output(OV.WALL_LINK, "href"),
+    "export_csv": Output(OV.EXPORT_CSV, "href"),
+    "export_xlsx": Output(OV.EXPORT_XLSX, "href"),
+    "reset": Output(OV.RESET, "href"),
+    "count": Output(OV.CASE_COUNT, "children"),
+    "baseline": Output(OV.BASELINE, "data"),
+    "new_rows": Output(OV.NEW_ROWS, "children"),
+    "new_rows_class": Output(OV.NEW_ROWS, "className"),
+    "map_areas": Output(OV.MAP_AREAS, "data"),
+    "map_outline": Output(OV.MAP_OUTLINE, "data"),
+    "map_viewport": Output(OV.MAP, "viewport"),
+}
+NEW_ROWS_CLASS = "btn btn-sm btn-info"
 
 
 def parse_search(search: object, default_lang: Lang) -> tuple[str | None, Lang]:
@@ -36,59 +70,213 @@ def parse_search(search: object, default_lang: Lang) -> tuple[str | None, Lang]:
     return scope, lang if lang in LANGS else default_lang
 
 
+def controls_query(
+    period: Any,
+    start: Any,
+    end: Any,
+    category: Any,
+    channel: Any,
+    status: Any,
+    overdue: Any,
+    supervised: Any,
+    search: Any,
+    follow: Any,
+) -> dict[str, list[str]]:
+    """The filter controls' values as URL parameters (checked by `CaseFilter.from_query`)."""
+
+    def joined(values: Any) -> str:
+        return ",".join(v for v in values if isinstance(v, str)) if isinstance(values, list) else ""
+
+    query = {
+        "period": str(period or ""),
+        "category": joined(category),
+        "channel": joined(channel),
+        "status": joined(status),
+        "overdue": "1" if overdue is True else "",
+        "supervised": "1" if supervised is True else "",
+        "q": search if isinstance(search, str) else "",
+        "follow": follow if isinstance(follow, str) else "",
+    }
+    if period == "custom":
+        query["from"] = start if isinstance(start, str) else ""
+        query["to"] = end if isinstance(end, str) else ""
+    return {k: [v[:10] if k in ("from", "to") else v] for k, v in query.items() if v}
+
+
 def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     settings = services.settings
+    tz = services.tz
+    policies.declare(ids.Overview.URL, CallbackPolicy(Permission.READ))
     # The guard resolves `?scope=` for the caller before the render runs (404 / 403 there).
     policies.declare(
         ids.Overview.CONTENT, CallbackPolicy(Permission.READ, scope_from=ids.Overview.URL)
     )
 
-    def load(scope: Scope) -> Overview | None:
-        """The overview's figures from SQL (a render's cost, timed for /metrics)."""
+    @app.callback(
+        Output(ids.Overview.URL, "search"),
+        Output(ids.Overview.FILTER_ERROR, "children"),
+        Output(ids.Overview.DATES_BOX, "className"),
+        Input(ids.Overview.PERIOD, "value"),
+        Input(ids.Overview.DATES, "start_date"),
+        Input(ids.Overview.DATES, "end_date"),
+        Input(ids.Overview.CATEGORY, "value"),
+        Input(ids.Overview.CHANNEL, "value"),
+        Input(ids.Overview.STATUS, "value"),
+        Input(ids.Overview.OVERDUE, "value"),
+        Input(ids.Overview.SUPERVISED, "value"),
+        Input(ids.Overview.SEARCH, "value"),
+        Input(ids.Overview.FOLLOW, "value"),
+        State(ids.Overview.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def write_url(*values: Any) -> tuple[Any, ...]:
+        *controls, search = values
+        query = parse_query(search)
+        _, lang = parse_search(search, settings.default_lang)
+        dates = layout.dates_class(str(controls[0]))
+        wanted = controls_query(*controls)
+        try:
+            filt = CaseFilter.from_query(wanted)
+        except FilterError as exc:
+            if controls[0] == "custom" and exc.field in ("from", "to"):
+                return no_update, None, dates  # choosing the dates: not yet a range
+            message = layout.notice_line(t("filter_bad", lang, detail=str(exc)))
+            return no_update, message, dates
+        keep = {k: query[k][0] for k in _PAGE_KEYS if k in query}
+        new = "?" + urlencode({**keep, **filt.to_query()})
+        return (no_update if new == search else new), None, dates
+
+    # A click on the map drills, keeping the filter (the wall's clientside drill: assets/wall.js).
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        ClientsideFunction(namespace="gridccWall", function_name="drill"),
+        Output(ids.Overview.URL, "search", allow_duplicate=True),
+        Input(ids.Overview.MAP_AREAS, "clickData"),
+        State(ids.Overview.URL, "search"),
+        prevent_initial_call=True,
+    )
+
+    def load(scope: Scope, filt: CaseFilter) -> tuple[LaptopView | None, int, list[FeedItem]]:
+        """The view's figures from SQL (a render's cost, timed for /metrics)."""
         started = time.perf_counter()
+        now = services.clock()
         try:
             with services.sessions() as session:
-                return load_overview(
+                view = load_laptop(
                     session=session,
                     scope=scope,
-                    now=services.clock(),
-                    window_days=settings.kpi_window_days,
+                    filt=filt,
+                    now=now,
+                    tz=tz,
                     open_now=services.open_now,
                 )
+                count = case_count(session=session, scope=scope, filt=filt, now=now, tz=tz)
+                feed = []
+                if view is not None:
+                    feed = [
+                        FeedItem(c.id, c.title, c.status, c.reported_at)
+                        for c in store.latest_cases(
+                            session=session, node=view.node, limit=FEED_LENGTH
+                        )
+                    ]
+                return view, count, feed
         finally:
             services.metrics.observe_render("overview", time.perf_counter() - started)
 
     @app.callback(
-        Output(ids.Overview.CONTENT, "children"),
-        Output(ids.Overview.TITLE, "children"),
-        Output(ids.Overview.LANG_LINK, "children"),
-        Output(ids.Overview.LANG_LINK, "href"),
-        Output(ids.Overview.ACCOUNT, "children"),
-        Input(ids.Overview.URL, "search"),
-        # The page's stream came back after a gap it could not replay (assets/live.js).
-        Input(ids.Overview.RESYNC, "data"),
+        output=OUTPUTS,
+        inputs={
+            "search": Input(OV.URL, "search"),
+            # The page's stream came back after a gap it could not replay (assets/live.js).
+            "resync": Input(OV.RESYNC, "data"),
+            # The stream says the scope changed (assets/live.js, throttled): figures again.
+            "tick": Input(OV.TICK, "data"),
+            # "N new — show": the table is drawn again (assets/overview.js), the count with it.
+            "show": Input(OV.NEW_ROWS, "n_clicks"),
+            "baseline": State(OV.BASELINE, "data"),
+        },
     )
-    async def render(search: object, _resync: Any = None) -> tuple[Any, ...]:
-        code, lang = parse_search(search, settings.default_lang)
+    async def render(
+        search: object,
+        resync: Any,  # noqa: ARG001  # an input only: it says "draw again"
+        tick: Any,  # noqa: ARG001
+        show: Any,  # noqa: ARG001
+        baseline: Any,
+    ) -> dict[str, Any]:
+        answer: dict[str, Any] = dict.fromkeys(OUTPUTS, no_update)
+        _, lang = parse_search(search, settings.default_lang)
+        query = parse_query(search)
         access = current_access()
         area = access.scope  # None only before anything is seeded
         me = access.principal
-        here = "/?" + urlencode({k: v for k, v in (("scope", code), ("lang", lang)) if v})
-        who = layout.account(me.kind, me.name, me.csrf, me.may(Permission.ADMIN), lang, here)
-        other = "en" if lang == "zh" else "zh"
-        switch = "/?" + urlencode({k: v for k, v in (("scope", code), ("lang", other)) if v})
+        here = "/?" + urlencode({k: query[k][0] for k in _PAGE_KEYS if k in query})
+        answer["title"] = t("app_title", lang)
+        answer["lang_text"] = t("switch_lang", lang)
+        answer["lang_href"] = "/?" + urlencode(
+            {**{k: v[0] for k, v in query.items()}, "lang": other(lang)}
+        )
+        answer["account"] = layout.account(
+            me.kind, me.name, me.csrf, me.may(Permission.ADMIN), lang, here
+        )
+        try:
+            filt = CaseFilter.from_query(query)
+        except FilterError as exc:
+            answer["content"] = layout.notice(t("filter_bad", lang, detail=str(exc)), "", "warning")
+            return answer
         try:
             # The store is synchronous: keep the event loop free for streams and other pages.
-            overview = await asyncio.to_thread(load, area) if area is not None else None
+            view, count, feed = (
+                await asyncio.to_thread(load, area, filt) if area is not None else (None, 0, [])
+            )
         except SQLAlchemyError:
             log.exception("overview query failed")
-            body = layout.notice(t("error_title", lang), t("error_body", lang), "danger")
-            return body, t("app_title", lang), t("switch_lang", lang), switch, who
-        if overview is None:
-            body = layout.notice(t("no_data_title", lang), t("no_data_body", lang), "warning")
-            return body, t("app_title", lang), t("switch_lang", lang), switch, who
-        lineage = from_own_area(overview.lineage, me)
-        overview = replace(overview, lineage=lineage)
-        title = lineage[min(1, len(lineage) - 1)].name(lang)
-        body = layout.content(overview, lang, services.tz, settings.kpi_window_days)
-        return body, f"{title} · {t('app_title', lang)}", t("switch_lang", lang), switch, who
+            answer["content"] = layout.notice(
+                t("error_title", lang), t("error_body", lang), "danger"
+            )
+            return answer
+        if view is None:
+            answer["content"] = layout.notice(
+                t("no_data_title", lang), t("no_data_body", lang), "warning"
+            )
+            answer |= {"breadcrumb": [], "covers": None, "children_title": None, "children": []}
+            return answer
+        lineage = from_own_area(view.lineage, me)
+        child_level = view.node.level.child
+        areas, outline, viewport = panels.map_data(view, lang)
+        answer |= {
+            "content": panels.figures(view, lang, tz),
+            "title": f"{lineage[min(1, len(lineage) - 1)].name(lang)} · {t('app_title', lang)}",
+            "breadcrumb": panels.breadcrumb(lineage, lang, filt),
+            "covers": panels.covers(view, lang, tz),
+            "children_title": (
+                t("children", lang, level=t(f"level_{child_level.value}", lang)).capitalize()
+                if child_level
+                else t("no_children", lang)
+            ),
+            "children": panels.children_rows(view, lang, filt),
+            "map_areas": areas,
+            "map_outline": outline,
+        }
+        if ctx.triggered_id == OV.TICK and isinstance(baseline, int):
+            # A live refresh: the figures, and the table's new rows offered, not shown.
+            fresh = count - baseline
+            answer["new_rows"] = t("new_rows", lang, n=number(fresh)) if fresh > 0 else ""
+            answer["new_rows_class"] = NEW_ROWS_CLASS + ("" if fresh > 0 else " d-none")
+            return answer
+        export = urlencode({"scope": view.node.code, "lang": lang, **filt.to_query()})
+        answer |= {
+            "feed": panels.feed_panel(feed, lang),
+            "wall": layout.wall_href(view.node.code, lang),
+            "export_csv": f"/api/v1/export/cases.csv?{export}",
+            "export_xlsx": f"/api/v1/export/cases.xlsx?{export}",
+            "reset": layout.href(view.node.code, lang),
+            "count": t("case_count", lang, n=number(count)),
+            "baseline": count,
+            "new_rows": "",
+            "new_rows_class": NEW_ROWS_CLASS + " d-none",
+            "map_viewport": viewport,
+        }
+        return answer
+
+
+def other(lang: Lang) -> Lang:
+    return "en" if lang == "zh" else "zh"

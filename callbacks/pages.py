@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dash import Dash, Input, Output, no_update
+from dash import Dash, Input, Output, State, no_update
 from dash.development.base_component import Component
 from dash.exceptions import CallbackException
 
+from callbacks.query import parse_query
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy
 from data_sources.access.model import Permission
 from layouts import admin as admin_layout
+from layouts import case_page as case_layout
 from layouts import ids
 from layouts import overview as overview_layout
 from layouts import wall as wall_layout
@@ -22,11 +24,16 @@ if TYPE_CHECKING:
 
 def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     tile_url, tz = services.settings.tile_url, services.settings.timezone
+    default_lang = services.settings.default_lang
     # A page's shell holds no data; the admin page's own callbacks need the admin permission.
     policies.declare(ids.App.PAGE, CallbackPolicy(Permission.READ))
 
-    @app.callback(Output(ids.App.PAGE, "children"), Input(ids.App.URL, "pathname"))
-    def route(pathname: object) -> Component | Any:
+    @app.callback(
+        Output(ids.App.PAGE, "children"),
+        Input(ids.App.URL, "pathname"),
+        State(ids.App.URL, "search"),
+    )
+    def route(pathname: object, search: object) -> Component | Any:
         if not isinstance(pathname, str):  # None: the location has not read the browser's URL yet
             return no_update
         page = page_of(pathname)
@@ -34,7 +41,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             return wall_layout.page(tile_url, tz)
         if page == "admin":
             return admin_layout.page()
-        return overview_layout.page()
+        if page == "case":
+            return case_layout.page()
+        # The laptop view's controls start from the URL's filter (a copied link's view).
+        return overview_layout.page(parse_query(search), default_lang)
 
 
 def unknown_ids(app: Dash) -> list[str]:

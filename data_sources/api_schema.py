@@ -9,10 +9,24 @@ server-resolved `path` left out (sending it is an error).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
+from data_sources.cases.stages import Stage
 from data_sources.events import EventAdapter
+from data_sources.model import (
+    AlarmStatus,
+    AlarmType,
+    CaseAction,
+    CaseStatus,
+    Category,
+    Channel,
+    Level,
+    ResolvedAt,
+    Satisfaction,
+    Severity,
+)
 
 #: One problem with a request: which event (None: the request as a whole), which field, why.
 ERROR_ITEM: dict[str, Any] = {
@@ -112,3 +126,103 @@ def events_body_schema(max_batch: int) -> dict[str, Any]:
     one = event_schema()
     many = {"type": "array", "items": one, "minItems": 1, "maxItems": max_batch}
     return {"oneOf": [one, many]}
+
+
+# ---------------------------------------------------------------- cases (issue 11)
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _object(**properties: dict[str, Any]) -> dict[str, Any]:
+    """A closed object whose every property is required (None is sent as null, never left out)."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _enum(kind: type[StrEnum]) -> dict[str, Any]:
+    return {"type": "string", "enum": [member.value for member in kind]}
+
+
+_TIME = {"type": "string", "format": "date-time"}
+_TEXT = {"type": "string"}
+_HOURS = {"type": "number"}
+_FLAG = {"type": "boolean"}
+
+
+@cache
+def case_detail_schema() -> dict[str, Any]:
+    """`CaseDetail.to_json()` as JSON Schema (a test validates real answers against it)."""
+    place = _object(level=_enum(Level), code=_TEXT, name_zh=_TEXT, name_en=_TEXT)
+    alarm = _object(
+        id=_TEXT,
+        type=_enum(AlarmType),
+        severity={"type": "integer", "enum": [int(s) for s in Severity]},
+        status=_enum(AlarmStatus),
+        started_at=_TIME,
+        camera=_object(code=_TEXT, name=_TEXT),
+    )
+    event = _object(
+        seq={"type": "integer"},
+        id=_TEXT,
+        action=_enum(CaseAction),
+        actor=_TEXT,
+        at=_TIME,
+        from_status=_nullable(_enum(CaseStatus)),
+        to_status=_enum(CaseStatus),
+        note=_nullable(_TEXT),
+        replay_note=_nullable(_TEXT),
+        ignored=_FLAG,
+        satisfaction=_nullable(_enum(Satisfaction)),
+        resolved_at=_nullable(_enum(ResolvedAt)),
+    )
+    stage = _object(
+        stage=_enum(Stage),
+        round={"type": "integer", "minimum": 1},
+        start=_TIME,
+        end=_nullable(_TIME),
+        running=_FLAG,
+        started_by=_TEXT,
+        ended_by=_nullable(_TEXT),
+        outcome=_nullable(_enum(CaseAction)),
+        working_hours=_HOURS,
+        elapsed_hours=_HOURS,
+        limit_hours=_HOURS,
+        overdue=_FLAG,
+    )
+    return _object(
+        id=_TEXT,
+        title=_TEXT,
+        category=_enum(Category),
+        channel=_enum(Channel),
+        status=_enum(CaseStatus),
+        reported_at=_TIME,
+        accepted_at=_nullable(_TIME),
+        due_at=_nullable(_TIME),
+        closed_at=_nullable(_TIME),
+        overdue=_FLAG,
+        supervised=_FLAG,
+        deferred=_FLAG,
+        rework_count={"type": "integer", "minimum": 0},
+        satisfaction=_nullable(_enum(Satisfaction)),
+        resolved_at=_nullable(_enum(ResolvedAt)),
+        lon={"type": "number"},
+        lat={"type": "number"},
+        limit_hours=_HOURS,
+        working_hours=_nullable(_HOURS),
+        places={"type": "array", "items": place},
+        worker=_nullable(_object(code=_TEXT, name=_TEXT)),
+        alarm=_nullable(alarm),
+        timeline={"type": "array", "items": event},
+        stages={"type": "array", "items": stage},
+        supervision={
+            "type": "array",
+            "items": _object(actor=_TEXT, at=_TIME, note=_nullable(_TEXT)),
+        },
+        as_of=_TIME,
+    )

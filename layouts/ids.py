@@ -14,11 +14,60 @@ class Overview(StrEnum):
     TITLE = "overview-title"
     LIVE = "overview-live"
     FEED = "overview-feed"
+    FEED_BOX = "overview-feed-box"
     #: Set by assets/live.js when the stream came back with a snapshot instead of the missed
     #: deltas: the page is drawn again from SQL (its case feed missed what came meanwhile).
     RESYNC = "overview-resync"
     #: Who is signed in, with the sign-out button (or a sign-in link for anonymous visitors).
     ACCOUNT = "overview-account"
+    BREADCRUMB = "overview-breadcrumb"
+    WALL_LINK = "overview-wall-link"
+    #: Light / dark (assets/overview.js keeps the choice in the browser's storage).
+    THEME = "overview-theme"
+    #: The filter bar: each control writes the URL, the URL draws the page.
+    PERIOD = "overview-period"
+    DATES = "overview-dates"
+    DATES_BOX = "overview-dates-box"
+    CATEGORY = "overview-category"
+    CHANNEL = "overview-channel"
+    STATUS = "overview-status"
+    OVERDUE = "overview-overdue"
+    SUPERVISED = "overview-supervised"
+    SEARCH = "overview-search"
+    FOLLOW = "overview-follow"
+    RESET = "overview-reset"
+    FILTER_ERROR = "overview-filter-error"
+    #: What the filter's figures cover ("2026-11-06 – 2026-12-05 · data as of …").
+    COVERS = "overview-covers"
+    KPIS = "overview-kpis"
+    CHILDREN_TITLE = "overview-children-title"
+    CHILDREN = "overview-children"
+    CASES = "overview-cases"
+    CASE_COUNT = "overview-case-count"
+    #: The case table's keyset cursors by block start (callbacks/case_table.py).
+    CURSORS = "overview-cursors"
+    #: The filter's case count when the table was drawn, and "N new — show" after it.
+    BASELINE = "overview-baseline"
+    NEW_ROWS = "overview-new-rows"
+    #: Set by assets/overview.js (throttled) when the stream says the scope changed.
+    TICK = "overview-tick"
+    EXPORT_CSV = "overview-export-csv"
+    EXPORT_XLSX = "overview-export-xlsx"
+    #: The scope's map: its children coloured by the filter's open cases; a click drills.
+    MAP = "overview-map"
+    MAP_AREAS = "overview-map-areas"
+    MAP_OUTLINE = "overview-map-outline"
+
+
+class Case(StrEnum):
+    """Ids of the case page `/case?id=…` (a case's lifecycle, place, alarm and supervision)."""
+
+    URL = "case-url"
+    CONTENT = "case-content"
+    TITLE = "case-title"
+    BACK = "case-back"
+    LANG_LINK = "case-lang-link"
+    MAP = "case-map"
 
 
 def kpi(name: str) -> str:
@@ -175,3 +224,23 @@ class Admin(StrEnum):
 def row_action(kind: Admin, index: int) -> dict[str, str | int]:
     """Id of the button of kind `kind` (`Admin.USER_DISABLE`…) in the table row of `index`."""
     return {"type": str(kind), "index": index}
+
+
+class Lists(StrEnum):
+    """Ids of the laptop view's follow-up lists other than cases (layouts/follow_lists.py): the
+    alarm history and the grid workers, in tabs under the case table."""
+
+    TABS = "lists-tabs"
+    ALARMS = "lists-alarms"
+    ALARM_COUNT = "lists-alarm-count"
+    #: The alarm table's keyset cursors by block start (callbacks/follow_lists.py).
+    ALARM_CURSORS = "lists-alarm-cursors"
+    ALARM_EXPORT_CSV = "lists-alarm-export-csv"
+    ALARM_EXPORT_XLSX = "lists-alarm-export-xlsx"
+    WORKERS = "lists-workers"
+    WORKER_COUNT = "lists-worker-count"
+    #: What the worker table was drawn for and when ({"key": scope|lang, "at": epoch seconds}):
+    #: a filter change or a tick soon after does not read the roster again.
+    WORKER_DRAWN = "lists-worker-drawn"
+    WORKER_EXPORT_CSV = "lists-worker-export-csv"
+    WORKER_EXPORT_XLSX = "lists-worker-export-xlsx"

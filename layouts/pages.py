@@ -1,5 +1,5 @@
 """The shell of every page: its HTML, one location and the page the URL's path asks for (`/`,
-`/wall` or `/admin`)."""
+`/wall`, `/case` or `/admin`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dash import dcc, html
 from dash.development.base_component import Component
 
 from layouts import admin as admin_layout
+from layouts import case_page as case_layout
 from layouts import ids
 from layouts import overview as overview_layout
 from layouts import wall as wall_layout
@@ -35,6 +36,8 @@ INDEX_STRING = """<!DOCTYPE html>
 WALL_PATHS = ("/wall", "/wall/")
 #: Paths of the administrators' page (users, displays, API keys, audit log).
 ADMIN_PATHS = ("/admin", "/admin/")
+#: Paths of a case's page (`/case?id=…`: its lifecycle, place, alarm and supervision).
+CASE_PATHS = ("/case", "/case/")
 
 
 def shell() -> Component:
@@ -46,9 +49,11 @@ def shell() -> Component:
 
 
 def page_of(pathname: str) -> str:
-    """Which page a path shows: "wall", "admin" or "overview"."""
+    """Which page a path shows: "wall", "admin", "case" or "overview"."""
     if pathname in WALL_PATHS:
         return "wall"
+    if pathname in CASE_PATHS:
+        return "case"
     return "admin" if pathname in ADMIN_PATHS else "overview"
 
 
@@ -58,7 +63,8 @@ def validation_layout(tile_url: str | None, tz: str) -> Component:
     return html.Div(
         [
             shell(),
-            overview_layout.page(),
+            overview_layout.page({}),
+            case_layout.page(),
             wall_layout.page(tile_url, tz),
             admin_layout.validation_page(),
         ]

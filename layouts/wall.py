@@ -105,6 +105,10 @@ def breadcrumb(
         parts.append(dcc.Link(node.name(lang), href=href(node.code, lang, fit, rotate)))
         parts.append(html.Span("›", className="wall-breadcrumb-sep"))
     parts.append(html.Span(current.name(lang), className="wall-breadcrumb-current"))
+    # To the laptop view of the same area (a leader who opened the wall on a laptop): quiet on
+    # the wall, where nobody clicks.
+    laptop = "/?" + urlencode({"scope": current.code, "lang": lang})
+    parts.append(html.A(t("to_laptop", lang), href=laptop, className="wall-to-laptop"))
     return parts
 
 

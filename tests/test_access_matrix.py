@@ -4,8 +4,7 @@ For every page, Dash callback, live stream and API route, and for an anonymous v
 of street A, a leader of street A, an operator of street A and an admin of the city, the test asks
 for street A's data and for street B's, and asserts the status and that no answer to a street-A
 principal holds any of street B's data (its code, its name, its communities' codes). The server
-requires a login (no `GRIDCC_ANONYMOUS_SCOPE`). There are no exports yet (issue 11 adds them; its
-routes join this matrix).
+requires a login (no `GRIDCC_ANONYMOUS_SCOPE`). The exports (issue 11) are in the matrix too.
 
 Also here, on the same server (heartbeat 1 s): a logout, a disabled user and a revoked display end
 an open live stream within one heartbeat, and a refused action is audited.
@@ -223,6 +222,8 @@ def ask(client: httpx2.Client, how: str, target: str, city: City, cbs: dict[str,
         return client.post(f"/api/v1/alarms/{alarm}/acknowledge", json={"create_case": False})
     elif how == "api dead letters":
         return client.get("/api/v1/dead-letters")
+    elif how == "export":
+        return client.get(f"/api/v1/export/cases.csv?scope={target}")
     else:
         raise AssertionError(how)
     return client.post("/_dash-update-component", json=body)
@@ -253,6 +254,11 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     # The REST APIs take API keys only: a session (or display) cookie is no credential there.
     ("api acknowledge", STREET_A): (401, 401, 401, 401, 401),
     ("api dead letters", STREET_A): (401, 401, 401, 401, 401),
+    # The case API and the exports read as the pages do (issue 11): a session, a display or an
+    # anonymous visitor where allowed, and `?scope=` resolved alike.
+    ("export", STREET_A): (401, 200, 200, 200, 200),
+    ("export", STREET_B): (401, 403, 403, 403, 200),
+    ("export", NOWHERE): (401, 404, 404, 404, 404),
 }
 
 

@@ -104,7 +104,7 @@ def test_the_app_does_not_start_when_a_page_lacks_a_callback_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def without_the_wall(_tile_url: str | None, _tz: str) -> Any:
-        return html.Div([pages.shell(), overview_layout.page()])
+        return html.Div([pages.shell(), overview_layout.page({})])
 
     monkeypatch.setattr(pages, "validation_layout", without_the_wall)
     with pytest.raises(CallbackException, match=ids.Wall.TITLE):

@@ -72,7 +72,14 @@ def client(city_url: str, admin: dict[str, str]) -> Iterator[TestClient]:  # noq
     """Signed in as an operator of the city: the wall's action callback is reached. (The admin
     key is made first: the app's key ring caches the keys it loaded for 2 s.)"""
     add_account(city_url, "qa-operator", "operator", CITY)
-    app = create_app(Settings(database_url=city_url, api_keys={"tests": KEY["X-API-Key"]}))
+    # The render rate limit is another test's subject: here every odd request must reach its callback.
+    settings = Settings(
+        database_url=city_url,
+        api_keys={"tests": KEY["X-API-Key"]},
+        render_rate=1000,
+        render_burst=1000,
+    )
+    app = create_app(settings)
     # A 500 must show up as a status, not as the server's exception re-raised in the test.
     with TestClient(app, raise_server_exceptions=False) as test_client:
         sign_in(test_client, "qa-operator")
@@ -470,3 +477,88 @@ def test_pages_docs_and_dash_routes_still_answer(client: TestClient) -> None:
     assert suites.status_code == 404  # was a 500 (Dash's DependencyException)
     wrong_method = client.get("/api/v1/events")
     assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["allow"]
+
+
+# ---------------------------------------------------------------- the laptop view (issue 11)
+
+FILTERS = f"{ids.Overview.PERIOD}.value"
+CASE_ROWS = f"{ids.Overview.CASES}.getRowsRequest"
+CLEAN = f"?scope={SCOPE}&lang=en"
+
+
+@pytest.mark.parametrize(
+    "controls",
+    [
+        ("bogus",),
+        ("custom", "2026-99-99", "2026-01-01"),
+        ("custom", "2026-02-01", "2026-01-01"),
+        ("7d", None, None, ["sanitation", 5, None, {"x": 1}], "noise", 7),
+        ("7d", None, None, [], [], ["closed\x00"], "yes", [1], "q" * 10_000, ["overdue"]),
+        (None, [], {}, "x", "y", "z", None, None, 42, "nothing"),
+    ],
+)
+def test_the_filter_bar_refuses_what_it_cannot_read_without_a_server_error(
+    client: TestClient, callbacks: dict[str, dict[str, Any]], controls: tuple[Any, ...]
+) -> None:
+    response = post_dash(client, envelope(callbacks[FILTERS], *controls, state=(CLEAN,)))
+    assert response.status_code in (200, 204), response.text
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        f"{CLEAN}&period=custom&from=2026-01-01",
+        f"{CLEAN}&status=bogus",
+        f"{CLEAN}&q=" + "x" * 500,
+        f"{CLEAN}&period=7d&period=30d",
+        f"{CLEAN}&overdue=maybe",
+    ],
+)
+def test_a_url_with_a_bad_filter_draws_a_notice_not_an_error(
+    client: TestClient, callbacks: dict[str, dict[str, Any]], search: str
+) -> None:
+    render = callbacks[f"{ids.Overview.URL}.search"]
+    response = post_dash(client, envelope(render, search))
+    assert response.status_code == 200, response.text
+    assert "The filter is not valid" in response.text
+
+
+@pytest.mark.parametrize(
+    ("request_", "cursors"),
+    [
+        (None, None),
+        ("rows please", None),
+        ({"startRow": -100, "endRow": 0}, None),
+        ({"startRow": 1e9}, None),
+        ({"startRow": "0"}, None),
+        ({"startRow": 50}, None),  # not a block's start
+        ({"startRow": 10**12}, None),  # far past what was ever shown: a bounded walk, no rows
+        ({"startRow": 100}, {"key": "x", "after": {"100": "not a cursor"}}),
+        ({"startRow": 0, "sortModel": [{"colId": "title; drop table", "sort": "asc"}]}, None),
+        ({"startRow": 0, "sortModel": "newest"}, [1, 2, 3]),
+    ],
+)
+def test_the_case_table_answers_any_request_for_rows_without_a_server_error(
+    client: TestClient, callbacks: dict[str, dict[str, Any]], request_: Any, cursors: Any
+) -> None:
+    body = envelope(callbacks[CASE_ROWS], request_, state=(CLEAN, cursors))
+    response = post_dash(client, body)
+    assert response.status_code in (200, 204), response.text
+
+
+def test_a_tampered_cursor_starts_the_table_again(
+    client: TestClient, callbacks: dict[str, dict[str, Any]]
+) -> None:
+    """A cursor the server did not make (data_sources/cases/query.py refuses it) empties the
+    table, which then asks again from the top; nothing else is read with it."""
+    key_of = post_dash(client, envelope(callbacks[CASE_ROWS], {"startRow": 0}, state=(CLEAN, None)))
+    key = key_of.json()["response"][ids.Overview.CURSORS]["data"]["key"]
+    # Block starts that are no numbers (a superscript two is a digit to str.isdigit) are dropped.
+    forged = {
+        "key": key,
+        "after": {"100": "eyJrIjoiaWQiLCJ2IjoiMCIsImlkIjoiMCJ9", "x": "y", "²": "z"},
+    }
+    body = envelope(callbacks[CASE_ROWS], {"startRow": 100}, state=(CLEAN, forged))
+    answer = post_dash(client, body).json()["response"]
+    assert answer[ids.Overview.CASES]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
+    assert answer[ids.Overview.CURSORS]["data"] == {"key": key, "after": {}}

@@ -242,6 +242,7 @@ def test_the_app_gates_dash_renders_by_its_settings(tmp_path: Path) -> None:
         "output": "app-page.children",
         "outputs": {"id": "app-page", "property": "children"},
         "inputs": [{"id": "app-url", "property": "pathname", "value": "/wall"}],
+        "state": [{"id": "app-url", "property": "search", "value": ""}],
         "changedPropIds": ["app-url.pathname"],
     }
     with TestClient(create_app(settings)) as client:

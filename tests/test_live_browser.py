@@ -81,19 +81,33 @@ def test_a_posted_case_appears_live_on_its_street_only(
     _, places = city
     watch = PageWatch()
     page = watch.attach(browser.new_page(viewport={"width": 1600, "height": 1000}))
-    page.goto(f"{server}/?scope={places['street']}", wait_until="load")
+    # The seeded days as the range: the posted case (reported 2026-11-23) is in it for good.
+    page.goto(
+        f"{server}/?scope={places['street']}&period=custom&from=2026-11-20&to=2026-11-23",
+        wait_until="load",
+    )
     tile = page.locator(f"#{ids.kpi('open')}")
     expect(page.locator(f"#{ids.Overview.LIVE}")).to_contain_text("实时", timeout=15_000)
     before = int(tile.inner_text().replace(",", ""))
     community = places["building"][:12]  # the building's community: a row of the street's table
-    cell = page.locator(f"#{ids.child_cell(community, 'open')}")
+    cell = page.locator(f"#{ids.Overview.CHILDREN} .ag-row[row-id='{community}'] [col-id='open']")
     cell_before = int(cell.inner_text().replace(",", ""))
+    newest = page.locator(f"#{ids.Overview.CASES} .ag-row[row-index='0'] [col-id='title']")
+    expect(newest).not_to_have_text("", timeout=10_000)
+    first_title = newest.inner_text()
 
     post_case(server, "live-1", places["building"], "联盟街道测试案件：井盖缺失")
     expect(tile).to_have_text(f"{before + 1:,}", timeout=2_000)
     expect(cell).to_have_text(f"{cell_before + 1:,}", timeout=2_000)
     expect(page.locator(f"#{ids.Overview.FEED}")).to_contain_text("井盖缺失", timeout=2_000)
+    # The case table does not move under the reader: it offers the new row instead.
+    show = page.locator(f"#{ids.Overview.NEW_ROWS}")
+    expect(show).to_have_text("1 件新案件 — 显示", timeout=10_000)
+    expect(newest).to_have_text(first_title)
     page.screenshot(path=str(artifacts / "live-street.png"))
+    show.click()
+    expect(newest).to_have_text("联盟街道测试案件：井盖缺失", timeout=5_000)
+    expect(show).to_be_hidden()
 
     post_case(server, "live-2", places["elsewhere"], "拓东街道测试案件：第二条测试")
     page.wait_for_timeout(1_500)

@@ -35,10 +35,17 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, En
 
 @pytest.fixture(scope="module")
 def server(database: tuple[str, Engine]) -> Iterator[str]:
-    # A window long enough that every seeded case counts whatever today's date is.
-    days = (utc_now() - AS_OF).days + 30
-    with running_server(database[0], GRIDCC_KPI_WINDOW_DAYS=str(days)) as base:
+    with running_server(database[0]) as base:
         yield base
+
+
+#: The seeded fortnight as the page's custom range (its figures then never age out of a window).
+RANGE = f"period=custom&from={(AS_OF - timedelta(days=14)).date()}&to={AS_OF.date()}"
+
+
+def child(code: str, column: str) -> str:
+    """The cell of the children's table (an AG Grid) in child `code`'s row and `column`."""
+    return f"#{ids.Overview.CHILDREN} .ag-row[row-id='{code}'] [col-id='{column}']"
 
 
 def _expected(engine: Engine, code: str) -> tuple[str, dict[str, str]]:
@@ -62,18 +69,18 @@ def test_overview_shows_database_figures_and_drills_down(
 ) -> None:
     watch = PageWatch()
     page = watch.attach(browser.new_page(viewport={"width": 1600, "height": 1000}))
-    page.goto(f"{server}/?scope=530103", wait_until="load")
+    page.goto(f"{server}/?scope=530103&{RANGE}", wait_until="load")
 
     open_cases, reported = _expected(database[1], "530103")
     expect(page.locator(f"#{ids.kpi('open')}")).to_have_text(open_cases, timeout=15_000)
     assert int(open_cases.replace(",", "")) > 0
     street = "530103004"  # 联盟街道
-    expect(page.locator(f"#{ids.child_row(street)} td").nth(3)).to_have_text(reported[street])
+    expect(page.locator(child(street, "reported"))).to_have_text(reported[street])
     expect(page.locator(".breadcrumb")).to_contain_text("盘龙区")
     page.screenshot(path=str(artifacts / "overview-panlong.png"), full_page=True)
 
-    page.locator(f"#{ids.child_row(street)} a").click()
-    expect(page).to_have_url(f"{server}/?scope={street}&lang=zh")
+    page.locator(child(street, "name") + " a").click()  # the drill keeps the filter
+    expect(page).to_have_url(f"{server}/?scope={street}&lang=zh&{RANGE}")
     open_cases, _ = _expected(database[1], street)
     expect(page.locator(f"#{ids.kpi('open')}")).to_have_text(open_cases, timeout=15_000)
     expect(page.locator(".breadcrumb")).to_contain_text("联盟街道")

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from data_sources import db
 from data_sources.access.keys import add_key
-from data_sources.schema import AlarmRow, NodeRow
+from data_sources.schema import AlarmRow, CaseRow, NodeRow
 from data_sources.seed.city import seed_city
 
 from .browser import Server
@@ -53,8 +53,8 @@ DOCUMENTED = ",".join(
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Path, str]]:
     """A live server on a seeded district, a Schemathesis config that mixes the district's
-    real scope codes and alarm ids into the generated ones (so routes get past "not found"), and
-    an admin key (which every API route takes)."""
+    real scope codes, alarm ids and case ids into the generated ones (so routes get past "not
+    found"), and an admin key (which every API route takes)."""
     folder = tmp_path_factory.mktemp("schemathesis")
     url = f"sqlite:///{folder / 'city.db'}"
     engine = db.make_engine(url)
@@ -63,6 +63,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     with Session(engine) as session:
         alarms = list(session.scalars(select(AlarmRow.id).order_by(AlarmRow.id).limit(5)))
         scopes = list(session.scalars(select(NodeRow.code).order_by(NodeRow.id).limit(5)))
+        cases = list(session.scalars(select(CaseRow.id).order_by(CaseRow.id).limit(5)))
     with Session(engine) as session, session.begin():  # the admin routes (dead letters) need one
         admin = add_key(session=session, source="ops", role="admin", now=AS_OF, created_by="tests")
     engine.dispose()
@@ -77,9 +78,12 @@ expected-statuses = [400, 401, 404, 405, 409, 413, 415, 422]
 values = {json.dumps(alarms)}
 [dictionaries.scopes]
 values = {json.dumps(scopes)}
+[dictionaries.cases]
+values = {json.dumps(cases)}
 [parameters]
 "path.alarm_id" = {{ dictionary = "alarms", probability = 0.3 }}
 "query.scope" = {{ dictionary = "scopes", probability = 0.3 }}
+"path.case_id" = {{ dictionary = "cases", probability = 0.3 }}
 """
     )
     server = Server(url, GRIDCC_API_KEYS=json.dumps({"tests": KEY}), GRIDCC_HEARTBEAT_S="0.02")

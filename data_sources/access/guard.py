@@ -10,9 +10,13 @@ cookie, a display's cookie, or an anonymous visitor where the deployment allows 
   a declared `CallbackPolicy` (the permission it needs and the component whose query string
   names its scope) — a callback without one is refused, so a new callback cannot be forgotten;
   a refused action is audited;
-- **the live stream**: 401 without a principal (the route resolves its scope).
+- **the live stream**: 401 without a principal (the route resolves its scope);
+- **read routes** (`read_prefixes`: the case API and the exports): GET and HEAD only (405);
+  a request with an `X-API-Key` goes on to the route, which checks the key; otherwise 401 JSON
+  without a principal (never a login redirect: a script or a download asks) and `?scope=`
+  resolved as for pages (404/403 JSON). They change nothing, so they need no CSRF token.
 The principal and the resolved scope reach the callback or route through `current_access()`.
-API routes under `/api/` authenticate with their own keys; static files need nothing.
+Other API routes under `/api/` authenticate with their own keys; static files need nothing.
 """
 
 from __future__ import annotations
@@ -192,7 +196,9 @@ Audit = Callable[..., Awaitable[None]]
 #: A client's refusals of one kind (who, what) are audited once in this many seconds.
 REFUSAL_AUDIT_S = 60.0
 REFUSALS_KEPT = 10_000
-RequestKind = Literal["page", "admin_page", "callback", "stream", "open"]
+RequestKind = Literal["page", "admin_page", "callback", "stream", "read", "open"]
+#: The methods of a read route: nothing there changes anything (so no CSRF token is asked).
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class AccessGuard:
@@ -207,6 +213,7 @@ class AccessGuard:
         policies: CallbackPolicies,
         pages: Collection[str],
         admin_pages: Collection[str] = (),
+        read_prefixes: Collection[str] = (),
         audit: Audit | None = None,
         login_path: str = "/login",
         stream_path: str = "/live/stream",
@@ -218,6 +225,8 @@ class AccessGuard:
         self.policies = policies
         self.pages = frozenset(pages)
         self.admin_pages = frozenset(admin_pages)
+        # "/api/v1/cases" covers itself and what lies under it, not "/api/v1/cases-old".
+        self.read_prefixes = tuple(p.rstrip("/") for p in read_prefixes)
         self.audit = audit
         self.login_path = login_path
         self.stream_path = stream_path
@@ -233,6 +242,8 @@ class AccessGuard:
             return "callback"
         if path == self.stream_path:
             return "stream"
+        if any(path == p or path.startswith(p + "/") for p in self.read_prefixes):
+            return "read"
         return "open"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -240,10 +251,19 @@ class AccessGuard:
             await send({"type": "websocket.close", "code": 1008})
             return
         kind = self.kind(scope.get("path", "")) if scope["type"] == "http" else "open"
+        headers = Headers(scope=scope) if kind != "open" else Headers()
+        if kind == "read":
+            if scope["method"] not in READ_METHODS:
+                allow = {"Allow": ", ".join(sorted(READ_METHODS))}
+                await JSONResponse({"detail": "Method Not Allowed"}, 405, allow)(
+                    scope, receive, send
+                )
+                return
+            if "x-api-key" in headers:  # the route authenticates the key (401/403 there)
+                kind = "open"
         if kind == "open":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
         cookies = cookie_parser(headers.get("cookie", ""))
         try:
             # Only a session or display cookie needs the database (in a thread); an anonymous
@@ -284,6 +304,8 @@ class AccessGuard:
             )
         if kind == "admin_page" and not principal.may(Permission.ADMIN):
             raise Forbidden("only administrators may open this page")
+        if kind == "read" and not principal.may(Permission.READ):
+            raise Forbidden("your role may not read")
         if kind == "stream":  # the route resolves its own scope (404/403 there)
             return Access(principal, None, client)
         try:
