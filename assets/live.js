@@ -273,8 +273,9 @@
     view.apply(figures);
   }
 
-  // The overview `/`: the open cases and their children's (when the page's filter is only a time
-  // range: `data-live-figures`), the latest cases, and a tick for the page's other figures.
+  // The overview `/`: every figure there is of the page's filter, which only the server can apply:
+  // a delta of its scope makes it draw them again (at most once per TICK_MS), and adds its new
+  // cases to the latest cases.
   var TICK_MS = 10000;
   var lastTick = 0;
   var tickTimer = null;
@@ -290,29 +291,13 @@
     }, Math.max(0, wait));
   }
 
-  function liveFigures() {
-    var content = document.querySelector("[data-scope]");
-    return content !== null && content.getAttribute("data-live-figures") === "1";
-  }
-
   views.push({
     badge: "overview-live",
     badgeClass: "gridcc-live",
-    apply: function (figures) {
-      if (!liveFigures()) return;
-      setText("overview-kpi-open", fmt(figures.open));
-      var api = window.gridccGrid ? window.gridccGrid("overview-children") : null;
-      if (!api) return;
-      Object.keys(figures.children).forEach(function (code) {
-        var row = api.getRowNode(code);
-        if (row && row.data && row.data.open !== figures.children[code].open) {
-          row.setDataValue("open", figures.children[code].open);
-        }
-      });
-    },
-    items: function (msg) {
+    apply: function () {},
+    items: function (msg, type) {
       applyFeed(msg.feed);
-      if (msg.feed && msg.feed.length) tick();
+      if (type === "delta") tick(); // a snapshot is what the page was drawn with
     },
     reset: function () {
       liveFeed = [];
@@ -352,7 +337,7 @@
     reapply();
     var view = activeView();
     if (gap && view !== null && view.resync) view.resync(msg.node);
-    if (view !== null && view.items) view.items(msg);
+    if (view !== null && view.items) view.items(msg, event.type);
   }
 
   // The server's periodic refresh of the scope (the figures of a window, which no delta carries,

@@ -96,6 +96,15 @@
   }
 
   setInterval(watch, 250);
+
+  // Back and forward between two filters of this page: load it afresh, so that the filter
+  // controls are drawn from the URL with the figures. (Setting the controls from the URL in the
+  // page raced with the callback that writes them into the URL: a second step back was undone.)
+  window.addEventListener("popstate", function () {
+    if (overviewPage() && window.location.pathname.replace(/\/+$/, "") === "") {
+      window.location.reload();
+    }
+  });
   applyTheme();
 })();
 

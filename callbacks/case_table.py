@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from dash import Dash, Input, Output, State, no_update
 
-from callbacks.keyset import kept_cursors, read_block
+from callbacks.keyset import kept_cursors, read_block, trimmed
 from callbacks.overview import parse_search
 from callbacks.query import parse_query
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
@@ -70,8 +70,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     async def rows(request: Any, search: object, cursors: Any) -> tuple[Any, Any]:
         area = current_access().scope
         start = request.get("startRow") if isinstance(request, dict) else None
-        if area is None or not isinstance(start, int) or start < 0 or start % CASE_BLOCK:
+        if area is None or not isinstance(start, int) or start < 0:
             return no_update, no_update
+        if start % CASE_BLOCK:  # not a block the grid asks for: nothing there (never spins)
+            return {"rowData": [], "rowCount": start}, no_update
         _, lang = parse_search(search, services.settings.default_lang)
         try:
             filt = CaseFilter.from_query(parse_query(search))
@@ -89,9 +91,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             found = await asyncio.to_thread(read_block, start, CASE_BLOCK, known, fetch)
         except FilterError:  # a cursor from another sort or a tampered one: start again
             return {"rowData": [], "rowCount": 0}, {"key": key, "after": {}}
+        kept = {"key": key, "after": trimmed(known, start, CASE_BLOCK)}
         if found is None:  # out of reach: the table ends where the page has been
-            return {"rowData": [], "rowCount": start}, {"key": key, "after": known}
+            return {"rowData": [], "rowCount": start}, kept
         response: dict[str, Any] = {"rowData": case_rows(found.items, lang, tz)}
         if found.last:
             response["rowCount"] = start + len(found.items)  # the grid now knows the end
-        return response, {"key": key, "after": known}
+        return response, kept

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dash import Dash, Input, Output, State, no_update
 
-from callbacks.keyset import kept_cursors, read_block
+from callbacks.keyset import kept_cursors, read_block, trimmed
 from callbacks.overview import parse_search
 from callbacks.query import parse_query
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
@@ -90,8 +90,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     async def alarm_rows(request: Any, search: object, cursors: Any) -> tuple[Any, ...]:
         area = current_access().scope
         start = request.get("startRow") if isinstance(request, dict) else None
-        if area is None or not isinstance(start, int) or start < 0 or start % layout.ALARM_BLOCK:
+        if area is None or not isinstance(start, int) or start < 0:
             return (no_update,) * 5
+        if start % layout.ALARM_BLOCK:  # not a block the grid asks for: nothing there
+            return {"rowData": [], "rowCount": start}, *((no_update,) * 4)
         _, lang = parse_search(search, default_lang)
         try:
             filt = alarm_filter(CaseFilter.from_query(parse_query(search)))
@@ -114,12 +116,13 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             block = await asyncio.to_thread(read_block, start, layout.ALARM_BLOCK, known, fetch)
         except FilterError:  # a tampered cursor: start again
             return {"rowData": [], "rowCount": 0}, {"key": key, "after": {}}, *head
+        kept = {"key": key, "after": trimmed(known, start, layout.ALARM_BLOCK)}
         if block is None:
-            return {"rowData": [], "rowCount": start}, {"key": key, "after": known}, *head
+            return {"rowData": [], "rowCount": start}, kept, *head
         response: dict[str, Any] = {"rowData": layout.alarm_rows(block.items, lang, tz)}
         if block.last:  # the grid now knows where the end is
             response["rowCount"] = start + len(block.items)
-        return response, {"key": key, "after": known}, *head
+        return response, kept, *head
 
     def roster(scope: Scope) -> list[WorkerItem]:
         """The scope's workers from SQL (a render's cost, timed for /metrics)."""

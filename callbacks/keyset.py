@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+#: Cursors a page keeps: block 0's neighbours up to this many blocks either side of the block
+#: asked for (the grid caches 20 blocks); a page scrolled far down never sends a store that grows
+#: past the callback body's limit (64 kB: ~600 cursors).
+KEEP_BLOCKS = 25
 #: Blocks walked at most to reach a block whose cursor the page lost (it never should: the grid
 #: asks block by block from the top and the page keeps every cursor it was given). It bounds
 #: what a forged request can make the server read.
@@ -49,8 +53,16 @@ def read_block(
         return None
     items, following = fetch(after)
     if following is not None:
-        known[str(start + len(items))] = following
+        # The grid asks for the next block at start + size, even if a row vanished meanwhile
+        # and this one came back short.
+        known[str(start + size)] = following
     return Block(items, following is None)
+
+
+def trimmed(known: dict[str, str], start: int, size: int) -> dict[str, str]:
+    """The cursors worth keeping around block `start` (at most 2 × `KEEP_BLOCKS` + 1)."""
+    reach = KEEP_BLOCKS * size
+    return {k: v for k, v in known.items() if abs(int(k) - start) <= reach}
 
 
 def kept_cursors(cursors: Any, key: str) -> dict[str, str]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -17,8 +19,8 @@ from data_sources import store
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
 from data_sources.access.model import Permission, Scope
 from data_sources.access.scope import from_own_area
-from data_sources.cases.filters import CaseFilter, FilterError
-from data_sources.cases.query import case_count
+from data_sources.cases.filters import CaseFilter, FilterError, Window
+from data_sources.cases.query import case_count, filter_tally
 from data_sources.laptop import LaptopView, load_laptop
 from data_sources.overview import FEED_LENGTH, FeedItem
 from layouts import ids
@@ -59,6 +61,11 @@ OUTPUTS = {
     "map_viewport": Output(OV.MAP, "viewport"),
 }
 NEW_ROWS_CLASS = "btn btn-sm btn-info"
+#: "N new": the filter's cases reported in this span before now, against as many before the
+#: table was drawn. Not "reported since the draw": a case reported just before it but projected
+#: just after (a feed's latency, a phone's clock) is new to the table too; and not the filter's
+#: total against the total then, which old cases moving out of a status filter would cancel.
+LOOKBACK = timedelta(minutes=10)
 
 
 def parse_search(search: object, default_lang: Lang) -> tuple[str | None, Lang]:
@@ -155,30 +162,28 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         prevent_initial_call=True,
     )
 
-    def load(scope: Scope, filt: CaseFilter) -> tuple[LaptopView | None, int, list[FeedItem]]:
-        """The view's figures from SQL (a render's cost, timed for /metrics)."""
+    def load(scope: Scope, filt: CaseFilter, drawn: datetime | None) -> Loaded:
+        """The view's figures from SQL (a render's cost, timed for /metrics), and the filter's
+        cases reported in the last `LOOKBACK` before `drawn` (when the page's table was drawn;
+        now, for a full render)."""
         started = time.perf_counter()
         now = services.clock()
         try:
             with services.sessions() as session:
-                view = load_laptop(
-                    session=session,
-                    scope=scope,
-                    filt=filt,
-                    now=now,
-                    tz=tz,
-                    open_now=services.open_now,
-                )
+                view = load_laptop(session=session, scope=scope, filt=filt, now=now, tz=tz)
+                if view is None:
+                    return Loaded(None, 0, [], 0, now)
                 count = case_count(session=session, scope=scope, filt=filt, now=now, tz=tz)
-                feed = []
-                if view is not None:
-                    feed = [
-                        FeedItem(c.id, c.title, c.status, c.reported_at)
-                        for c in store.latest_cases(
-                            session=session, node=view.node, limit=FEED_LENGTH
-                        )
-                    ]
-                return view, count, feed
+                window = filt.window(now=now, tz=tz)
+                recent = Window(max(window.since, (drawn or now) - LOOKBACK), window.until)
+                reported = 0
+                if recent.since < recent.until:
+                    reported = filter_tally(
+                        session=session, scope=scope, filt=filt, window=recent, now=now
+                    ).reported
+                latest = store.latest_cases(session=session, node=view.node, limit=FEED_LENGTH)
+                feed = [FeedItem(c.id, c.title, c.status, c.reported_at) for c in latest]
+                return Loaded(view, count, feed, reported, now)
         finally:
             services.metrics.observe_render("overview", time.perf_counter() - started)
 
@@ -222,18 +227,18 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         except FilterError as exc:
             answer["content"] = layout.notice(t("filter_bad", lang, detail=str(exc)), "", "warning")
             return answer
+        drawn, shown = _baseline(baseline) if ctx.triggered_id == OV.TICK else (None, 0)
         try:
             # The store is synchronous: keep the event loop free for streams and other pages.
-            view, count, feed = (
-                await asyncio.to_thread(load, area, filt) if area is not None else (None, 0, [])
-            )
+            loaded = await asyncio.to_thread(load, area, filt, drawn) if area is not None else None
         except SQLAlchemyError:
             log.exception("overview query failed")
             answer["content"] = layout.notice(
                 t("error_title", lang), t("error_body", lang), "danger"
             )
             return answer
-        if view is None:
+        view = loaded.view if loaded is not None else None
+        if loaded is None or view is None:
             answer["content"] = layout.notice(
                 t("no_data_title", lang), t("no_data_body", lang), "warning"
             )
@@ -256,26 +261,51 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             "map_areas": areas,
             "map_outline": outline,
         }
-        if ctx.triggered_id == OV.TICK and isinstance(baseline, int):
-            # A live refresh: the figures, and the table's new rows offered, not shown.
-            fresh = count - baseline
+        if drawn is not None:
+            # A live refresh: the figures, and the cases reported since the table was drawn
+            # offered, not shown (the rows under the reader's cursor stay where they are).
+            fresh = loaded.recent - shown
+            answer["count"] = t("case_count", lang, n=number(loaded.count))
             answer["new_rows"] = t("new_rows", lang, n=number(fresh)) if fresh > 0 else ""
             answer["new_rows_class"] = NEW_ROWS_CLASS + ("" if fresh > 0 else " d-none")
             return answer
         export = urlencode({"scope": view.node.code, "lang": lang, **filt.to_query()})
         answer |= {
-            "feed": panels.feed_panel(feed, lang),
+            "feed": panels.feed_panel(loaded.feed, lang),
             "wall": layout.wall_href(view.node.code, lang),
             "export_csv": f"/api/v1/export/cases.csv?{export}",
             "export_xlsx": f"/api/v1/export/cases.xlsx?{export}",
             "reset": layout.href(view.node.code, lang),
-            "count": t("case_count", lang, n=number(count)),
-            "baseline": count,
+            "count": t("case_count", lang, n=number(loaded.count)),
+            "baseline": {"at": loaded.now.isoformat(), "recent": loaded.recent},
             "new_rows": "",
             "new_rows_class": NEW_ROWS_CLASS + " d-none",
             "map_viewport": viewport,
         }
         return answer
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    view: LaptopView | None
+    count: int
+    feed: list[FeedItem]
+    #: The filter's cases reported in the `LOOKBACK` before the table was drawn.
+    recent: int
+    now: datetime
+
+
+def _baseline(value: Any) -> tuple[datetime | None, int]:
+    """(when the table was drawn, the filter's cases reported in the `LOOKBACK` before then) as
+    the page keeps them; anything else (a forged store) is not known: (None, 0)."""
+    at = value.get("at") if isinstance(value, dict) else None
+    recent = value.get("recent") if isinstance(value, dict) else None
+    if not isinstance(at, str) or len(at) > 32 or not isinstance(recent, int):
+        return None, 0
+    try:
+        return datetime.fromisoformat(at).replace(tzinfo=None), recent
+    except ValueError:
+        return None, 0
 
 
 def other(lang: Lang) -> Lang:

@@ -3,8 +3,7 @@ daily series each, and the scope's children compared (the screen composes `data_
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 
 from sqlalchemy.orm import Session
@@ -67,8 +66,6 @@ class LaptopView:
     days: list[date]
     figures: list[KpiFigure]
     children: list[ChildFigures]
-    #: Whether the filter is only a time range: the open counts are then the live ones.
-    live_figures: bool
     #: When the figures were read (naive UTC).
     now: datetime
     #: The children's outlines and the scope's own (simplified for the scope's extent).
@@ -79,11 +76,6 @@ class LaptopView:
         return f"{self.now.replace(tzinfo=UTC).astimezone(tz):%Y-%m-%d %H:%M}"
 
 
-def plain(filt: CaseFilter) -> bool:
-    """Whether `filt` narrows nothing but the time range (live counters then apply to it)."""
-    return filt == CaseFilter(period=filt.period, start=filt.start, end=filt.end)
-
-
 def load_laptop(
     *,
     session: Session,
@@ -91,34 +83,31 @@ def load_laptop(
     filt: CaseFilter,
     now: datetime,
     tz: tzinfo,
-    open_now: Callable[[int], int] | None = None,
 ) -> LaptopView | None:
     """The view of `scope` (resolved and checked by the guard) under `filt`; None when its node is
     not in the store.
 
-    With a plain filter, "open" is every open case of the node right now (live state's figure,
-    which the stream then updates), as on the wall; under any other filter it is the filtered
-    cases that are open, which only SQL knows.
+    Every figure is of the cases the filter selects, reported in its window ("open" included:
+    the wall's "open now" is another figure); the previous period's are as they stood at its end
+    (overdue then), with today's statuses (the store keeps no past ones).
     """
     node = store.node_by_code(session=session, code=scope.code)
     if node is None:
         return None
     window = filt.window(now=now, tz=tz)
-    live = plain(filt) and open_now is not None
+    before = filt.previous(now=now, tz=tz)
     current = filter_tally(session=session, scope=scope, filt=filt, window=window, now=now)
     previous = filter_tally(
-        session=session, scope=scope, filt=filt, window=window.previous(), now=now
+        session=session, scope=scope, filt=filt, window=before, now=before.until
     )
     daily = daily_counts(session=session, scope=scope, filt=filt, window=window, tz=tz, now=now)
-    now_kpis, before = kpis(current), kpis(previous)
-    if live and open_now is not None:
-        now_kpis = replace(now_kpis, open=open_now(node.id))
+    now_kpis, then = kpis(current), kpis(previous)
     figures = [
         KpiFigure(
             name,
             kind,
             getattr(now_kpis, name),
-            None if name == "open" and live else getattr(before, name),
+            getattr(then, name),
             [getattr(kpis(tally), name) for _, tally in daily],
         )
         for name, kind in KPI_TILES
@@ -128,12 +117,7 @@ def load_laptop(
     trends = child_daily_reported(
         session=session, scope=scope, filt=filt, window=window, tz=tz, now=now
     )
-    child_kpis = {}
-    for kid in kids:
-        figures_of = kpis(tallies.get(kid.id, Tally()))
-        if live and open_now is not None:
-            figures_of = replace(figures_of, open=open_now(kid.id))
-        child_kpis[kid.id] = figures_of
+    child_kpis = {kid.id: kpis(tallies.get(kid.id, Tally())) for kid in kids}
     ranks = rank_by({k: v.on_time_rate for k, v in child_kpis.items()})
     empty = [0] * len(daily)
     areas, outline = map_areas(session=session, node=node)
@@ -147,7 +131,6 @@ def load_laptop(
             ChildFigures(k, child_kpis[k.id], trends.get(k.id, empty), ranks.get(k.id))
             for k in kids
         ],
-        live_figures=live,
         now=now,
         areas=areas,
         outline=outline,

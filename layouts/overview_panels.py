@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from html import escape
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -120,11 +121,10 @@ def kpi_tiles(view: LaptopView, lang: Lang) -> Component:
 
 def figures(view: LaptopView, lang: Lang, tz: ZoneInfo) -> Component:
     """The KPI tiles in the element that says which scope and language they are of (the live
-    stream follows `data-scope`; `data-live-figures` says whether its counts apply here)."""
+    stream follows `data-scope`; its deltas make the page draw the figures again)."""
     data: dict[str, Any] = {
         "data-scope": view.node.code,
         "data-lang": lang,
-        "data-live-figures": "1" if view.live_figures else "0",
         "data-tz": str(tz),
     }
     return html.Div(kpi_tiles(view, lang), **data)
@@ -228,10 +228,6 @@ def children_rows(view: LaptopView, lang: Lang, filt: CaseFilter) -> list[dict[s
     ]
 
 
-#: Case-table columns that sort on the server (`SortKey` values), and the default sort.
-SORTABLE = ("id", "category", "channel", "status", "reported_at", "due_at", "closed_at")
-
-
 def case_columns(lang: Lang) -> list[dict[str, Any]]:
     def sortable(field: str, header: str, **more: Any) -> dict[str, Any]:
         return _col(field, header, sortable=True, sortingOrder=["desc", "asc"], **more)
@@ -239,8 +235,9 @@ def case_columns(lang: Lang) -> list[dict[str, Any]]:
     return [
         sortable("id", t("col_case_id", lang), width=190, cellRenderer="GridccLink"),
         _col("title", t("col_title", lang), minWidth=160, flex=3, tooltipField="title"),
-        sortable("category", t("col_category", lang), minWidth=110, flex=1),
-        sortable("status", t("col_status", lang), minWidth=100, flex=1),
+        # Not sortable: the server would sort by code, not by the label shown.
+        _col("category", t("col_category", lang), minWidth=110, flex=1),
+        _col("status", t("col_status", lang), minWidth=100, flex=1),
         sortable("reported_at", t("col_reported_at", lang), width=150, sort="desc"),
         sortable("due_at", t("col_due_at", lang), width=150),
         _col("place", t("col_place", lang), minWidth=120, flex=2, tooltipField="place"),
@@ -336,7 +333,8 @@ def map_data(
             "name": name,
             "open": n,
             "color": load_colour(n, stops),
-            "tooltip": f"{name} · {t('open', lang)} {number(n)}",
+            # Leaflet puts a tooltip in as HTML: a name is text.
+            "tooltip": escape(f"{name} · {t('open', lang)} {number(n)}"),
         }
         features.append({"type": "Feature", "geometry": area.geometry, "properties": properties})
     outline = (

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, text
 from data_sources import db
 from data_sources.seed.city import seed_city
 from data_sources.services import utc_now
+from data_sources.workhours import CN_CALENDAR, working_hours_between
 from layouts import ids
 from layouts.i18n import number, percent, t
 
@@ -67,13 +69,13 @@ def window_sql() -> tuple[datetime, datetime]:
     return since, until
 
 
-def expected(engine: Engine, category: str | None) -> dict[str, object]:
+def expected(engine: Engine, category: str | None) -> dict[str, Any]:
     """Panlong's figures for the range (and category), in SQL written for this test."""
     since, until = window_sql()
     now = utc_now()
     where = "district_id = (SELECT id FROM nodes WHERE code = :district)"
     where += " AND reported_at >= :since AND reported_at < :until"
-    params: dict[str, object] = {"district": PANLONG, "since": since, "until": until, "now": now}
+    params: dict[str, Any] = {"district": PANLONG, "since": since, "until": until, "now": now}
     if category:
         where += " AND category = :category"
         params["category"] = category
@@ -181,7 +183,7 @@ def test_a_filter_shows_what_sql_computes_in_every_size_language_and_theme(
     count = {"zh": f"共 {number(int(figures['count']))} 件", "en": f"{figures['count']:,} cases"}
     expect(page.locator(f"#{ids.Overview.CASE_COUNT}")).to_have_text(count[lang])
     newest = page.locator(f"#{ids.Overview.CASES} .ag-row[row-index='0'] [col-id='id']")
-    expect(newest).to_have_text(str(figures["newest"][0]), timeout=10_000)  # type: ignore[index]
+    expect(newest).to_have_text(str(figures["newest"][0]), timeout=10_000)
     shown = page.evaluate(
         """() => [...document.querySelectorAll(
                 '#overview-cases .ag-center-cols-container .ag-row')]
@@ -191,7 +193,7 @@ def test_a_filter_shows_what_sql_computes_in_every_size_language_and_theme(
     assert shown == figures["newest"]
     assert_fits(page)
     if size == (1920, 1080):
-        assert_export_is_the_table(page, int(figures["count"]))  # type: ignore[call-overload]
+        assert_export_is_the_table(page, int(figures["count"]))
 
     # The other follow-up lists: the alarm history (shown first) and the grid workers.
     expect(page.locator(f"#{ids.Lists.ALARMS} .ag-row").first).to_be_visible(timeout=10_000)
@@ -230,6 +232,45 @@ def assert_export_is_the_table(page: Page, count: int) -> None:
     }[lang]
     exported = [[row[at[n]] or "—" for n in names] for row in body[: len(table)]]
     assert exported == table
+
+
+#: The lifecycle steps that end one stage and start the next (not defer, supervise, rework).
+STAGE_STEPS = ("report", "accept", "dispatch", "handle", "close", "evaluate")
+
+
+def stage_hours(engine: Engine, case_id: str) -> list[str]:
+    """The working time of each finished stage of a case without rework, from its events:
+    report→accept, accept→dispatch, dispatch→handle, handle→close, close→evaluate."""
+    with engine.connect() as connection:
+        steps = connection.execute(
+            text(
+                "SELECT action, at FROM case_events WHERE case_id = :id"
+                " AND replay_note IS NULL ORDER BY seq"
+            ),
+            {"id": case_id},
+        ).all()
+    # SQLite gives a raw query's times as text.
+    chain = [datetime.fromisoformat(str(at)) for action, at in steps if action in STAGE_STEPS]
+    spans = [
+        working_hours_between(a, b, tz=TZ, calendar=CN_CALENDAR)
+        for a, b in zip(chain, chain[1:], strict=False)
+    ]
+    return [f"{span.total_seconds() / 3600:.1f} h" for span in spans]
+
+
+def closed_case_without_rework(engine: Engine) -> str:
+    since, until = window_sql()
+    with engine.connect() as connection:
+        return str(
+            connection.execute(
+                text(
+                    "SELECT id FROM cases WHERE status = 'closed' AND rework_count = 0"
+                    " AND satisfaction IS NOT NULL AND reported_at >= :since"
+                    " AND reported_at < :until ORDER BY id LIMIT 1"
+                ),
+                {"since": since, "until": until},
+            ).scalar_one()
+        )
 
 
 def case_steps(engine: Engine, case_id: str) -> list[tuple[str, str]]:
@@ -272,6 +313,14 @@ def test_a_case_opens_from_the_table_and_from_a_search_and_its_link_reopens_it(
     expect(again.locator(".gridcc-timeline tbody tr")).to_have_count(len(steps))
     again.close()
 
+    # Each stage's working time is what its events say (a case without rework: one round each).
+    plain = closed_case_without_rework(database[1])
+    page.goto(f"{server}/case?{urlencode({'id': plain, 'lang': 'en'})}")
+    hours = page.locator(".gridcc-stages tbody tr td:nth-child(5)")
+    expected_hours = stage_hours(database[1], plain)
+    assert len(expected_hours) == 5
+    expect(hours).to_have_text(expected_hours, timeout=10_000)
+
     # From a search: the case number alone finds it; its link opens it.
     page.goto(f"{server}/?{urlencode({'scope': PANLONG, 'lang': 'en', **RANGE})}")
     search = page.locator(f"#{ids.Overview.SEARCH}")
@@ -282,5 +331,45 @@ def test_a_case_opens_from_the_table_and_from_a_search_and_its_link_reopens_it(
     expect(found).to_have_count(1, timeout=10_000)
     found.first.locator("a.gridcc-link").click()
     expect(page.locator(f"[data-case='{case_id}']")).to_be_visible(timeout=10_000)
+    assert watch.errors == []
+    page.close()
+
+
+def test_back_and_forward_bring_the_filter_controls_with_the_view(
+    server: str, browser: Browser
+) -> None:
+    watch = PageWatch()
+    page = watch.attach(leader_page(browser, server, (1440, 900), "light"))
+    page.goto(f"{server}/?{urlencode({'scope': PANLONG, 'lang': 'en', **RANGE})}")
+    expect(page.locator(f"#{ids.Overview.CASES} .ag-row").first).to_be_visible(timeout=15_000)
+    count = page.locator(f"#{ids.Overview.CASE_COUNT}")
+    expect(count).not_to_be_empty()
+    total = count.inner_text()
+    category = page.locator(f"#{ids.Overview.CATEGORY}")
+    category.click()
+    page.get_by_role("option", name="Noise").click()
+    page.keyboard.press("Escape")
+    expect(page).to_have_url(re.compile("category=noise"), timeout=10_000)
+    expect(count).not_to_have_text(total, timeout=10_000)
+    noise = count.inner_text()
+    page.get_by_text("Overdue only").click()
+    expect(page).to_have_url(re.compile("overdue=1"), timeout=10_000)
+    expect(count).not_to_have_text(noise, timeout=10_000)
+    overdue = count.inner_text()
+
+    page.go_back()
+    expect(page).not_to_have_url(re.compile("overdue=1"), timeout=10_000)
+    expect(count).to_have_text(noise, timeout=10_000)  # the view of that URL, drawn again
+    expect(page.locator(f"#{ids.Overview.OVERDUE}")).not_to_be_checked()
+    expect(category).to_contain_text("Noise")
+    page.go_back()
+    expect(page).not_to_have_url(re.compile("category="), timeout=10_000)
+    expect(count).to_have_text(total, timeout=10_000)
+    expect(category).not_to_contain_text("Noise")
+    page.go_forward()
+    expect(category).to_contain_text("Noise", timeout=10_000)
+    expect(page).to_have_url(re.compile("category=noise"))
+    expect(count).to_have_text(noise, timeout=10_000)
+    assert overdue != noise
     assert watch.errors == []
     page.close()

@@ -22,6 +22,8 @@ from data_sources.model import CaseStatus, Category, Channel
 MAX_RANGE_DAYS = 367
 #: The longest search text (a case number, a title's words, a building's name).
 MAX_SEARCH = 64
+#: The dates a custom range may name (a far date would overflow the instants around it).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2100, 12, 31)
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -68,7 +70,8 @@ class Window:
         return self.until - self.since
 
     def previous(self) -> Window:
-        """The period of the same length just before this one."""
+        """The period of the same length just before this one (`CaseFilter.previous` aligns it
+        to the calendar: yesterday's same hours, last month's same days)."""
         return Window(self.since - self.length, self.since)
 
 
@@ -104,6 +107,25 @@ class CaseFilter:
             Period.MONTH: today.replace(day=1),
         }[self.period]
         return Window(_utc(first, tz), now)
+
+    def previous(self, *, now: datetime, tz: tzinfo) -> Window:
+        """The period to compare with, as a leader reads "against the previous period": today so
+        far against yesterday up to the same time, 7 or 30 days against the 7 or 30 before, this
+        month so far against last month's same days, a custom range against as many days before
+        it. It ends where this one starts at the latest."""
+        current = self.window(now=now, tz=tz)
+        first = current.since.replace(tzinfo=UTC).astimezone(tz).date()
+        if self.period is Period.MONTH:
+            before = (first - timedelta(days=1)).replace(day=1)
+        elif self.period is Period.CUSTOM:
+            assert self.start is not None and self.end is not None
+            before = first - timedelta(days=(self.end - self.start).days + 1)
+        else:
+            before = first - timedelta(
+                days={Period.TODAY: 1, Period.DAYS_7: 7}.get(self.period, 30)
+            )
+        since = _utc(before, tz)
+        return Window(since, min(since + current.length, current.since))
 
     def to_query(self) -> dict[str, str]:
         """The URL parameters of this filter (defaults left out, lists comma-separated)."""
@@ -211,6 +233,9 @@ def _day(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise FilterError(name, f"'{value[:40]}' is not a date (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise FilterError(name, f"a date from {FIRST_DAY} to {LAST_DAY}")
+    return day
