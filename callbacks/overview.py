@@ -248,7 +248,7 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         child_level = view.node.level.child
         areas, outline, viewport = panels.map_data(view, lang)
         answer |= {
-            "content": panels.figures(view, lang, tz),
+            "content": panels.figures(view, lang, tz, exports=me.kind == "user"),
             "title": f"{lineage[min(1, len(lineage) - 1)].name(lang)} · {t('app_title', lang)}",
             "breadcrumb": panels.breadcrumb(lineage, lang, filt),
             "covers": panels.covers(view, lang, tz),

@@ -31,6 +31,7 @@ from data_sources.capacity import run_ingest
 from data_sources.directory import Directory
 from data_sources.events import ID_PATTERN, Actor
 from data_sources.ingest import IngestError, Ingestor, source_of
+from data_sources.labels import label
 from data_sources.model import AlarmStatus, AlarmType, Category, Channel
 from data_sources.schema import AlarmRow, CameraRow, CaseRow
 
@@ -44,17 +45,6 @@ CASE_CATEGORY: dict[AlarmType, Category] = {
     AlarmType.GARBAGE_OVERFLOW: Category.SANITATION,
     AlarmType.PERSON_DOWN: Category.SAFETY_HAZARD,
     AlarmType.THROWN_OBJECT: Category.SAFETY_HAZARD,
-}
-#: Case titles are stored in Chinese, as every other case of the command centre.
-ALARM_NAMES_ZH: dict[AlarmType, str] = {
-    AlarmType.FIRE: "烟火",
-    AlarmType.CROWD: "人员聚集",
-    AlarmType.INTRUSION: "区域入侵",
-    AlarmType.ILLEGAL_PARKING: "违停",
-    AlarmType.STREET_VENDING: "占道经营",
-    AlarmType.GARBAGE_OVERFLOW: "垃圾满溢",
-    AlarmType.PERSON_DOWN: "人员倒地",
-    AlarmType.THROWN_OBJECT: "高空抛物",
 }
 _ENDED = (AlarmStatus.RESOLVED.value, AlarmStatus.FALSE_ALARM.value)
 
@@ -183,7 +173,8 @@ def plan_alarm_action(
                         "case_id": case_id,
                         "channel": Channel.VIDEO.value,
                         "category": CASE_CATEGORY[alarm_type].value,
-                        "title": f"视频告警·{ALARM_NAMES_ZH[alarm_type]}：{row.name}"[:256],
+                        # Stored in Chinese, as every other case of the command centre.
+                        "title": f"视频告警·{label(alarm_type, 'zh')}：{row.name}"[:256],
                         "lon": row.lon,
                         "lat": row.lat,
                         "reporter": actor,

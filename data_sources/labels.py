@@ -1,15 +1,25 @@
-"""How people read the domain's values, in Chinese and English: statuses, categories, channels
-and evaluations. One table for the pages (layouts/i18n.py takes it) and for the exports, which
-live in data_sources and may not import layouts."""
+"""How people read the domain's values, in Chinese and English: statuses, categories, channels,
+evaluations, alarm types, statuses and severities, grid workers' roles and duty. One table for
+the pages (layouts/i18n.py takes it) and for the exports, which live in data_sources and may not
+import layouts."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Final
 
-from data_sources.model import CaseStatus, Category, Channel, Satisfaction
+from data_sources.model import (
+    AlarmStatus,
+    AlarmType,
+    CaseStatus,
+    Category,
+    Channel,
+    Satisfaction,
+    Severity,
+    WorkerRole,
+)
 
-#: (zh, en) by the key the pages use ("status_closed", "cat_noise", "channel_video"…).
+#: (zh, en) by the key the pages use ("status_closed", "cat_noise", "alarm_fire"…).
 LABELS: Final[dict[str, tuple[str, str]]] = {
     "status_reported": ("上报", "Reported"),
     "status_accepted": ("受理", "Accepted"),
@@ -38,20 +48,54 @@ LABELS: Final[dict[str, tuple[str, str]]] = {
     "satisfaction_satisfied": ("满意", "Satisfied"),
     "satisfaction_basically_satisfied": ("基本满意", "Basically satisfied"),
     "satisfaction_dissatisfied": ("不满意", "Dissatisfied"),
+    "alarm_fire": ("烟火", "Smoke/fire"),
+    "alarm_crowd": ("人员聚集", "Crowd gathering"),
+    "alarm_intrusion": ("区域入侵", "Intrusion"),
+    "alarm_illegal_parking": ("违停", "Illegal parking"),
+    "alarm_street_vending": ("占道经营", "Street vending"),
+    "alarm_garbage_overflow": ("垃圾满溢", "Garbage overflow"),
+    "alarm_person_down": ("人员倒地", "Person down"),
+    "alarm_thrown_object": ("高空抛物", "Object thrown"),
+    "alarm_status_active": ("告警中", "Active"),
+    "alarm_status_acknowledged": ("已确认", "Acknowledged"),
+    "alarm_status_resolved": ("已解除", "Resolved"),
+    "alarm_status_false_alarm": ("误报", "False alarm"),
+    "severity_1": ("低", "Low"),
+    "severity_2": ("中", "Medium"),
+    "severity_3": ("高", "High"),
+    "severity_4": ("紧急", "Critical"),
+    "role_grid_worker": ("网格员", "Grid worker"),
+    "role_inspector": ("督查员", "Inspector"),
+    "role_supervisor": ("监督员", "Supervisor"),
+    "role_volunteer": ("志愿者", "Volunteer"),
+    # A grid worker on duty (在岗: a fix within ON_DUTY), off duty, or never sent a fix.
+    "duty_on": ("在岗", "On duty"),
+    "duty_off": ("离线", "Off duty"),
+    "duty_never": ("无定位", "No fix"),
 }
 
-#: The key of each value's label.
-_PREFIX: Final[dict[type[StrEnum], str]] = {
+#: The key of each value's label: its prefix, then the value ("alarm_status_" + "active").
+PREFIXES: Final[dict[type[StrEnum] | type[IntEnum], str]] = {
     CaseStatus: "status_",
     Category: "cat_",
     Channel: "channel_",
     Satisfaction: "satisfaction_",
+    AlarmType: "alarm_",
+    AlarmStatus: "alarm_status_",
+    Severity: "severity_",
+    WorkerRole: "role_",
 }
 
 
-def label(member: StrEnum | None, lang: str) -> str:
-    """A status, category, channel or evaluation as people read it ("" for none)."""
+def label(member: StrEnum | IntEnum | None, lang: str) -> str:
+    """A status, category, channel, evaluation, alarm type, alarm status, severity or worker
+    role as people read it ("" for none)."""
     if member is None:
         return ""
-    zh, en = LABELS[_PREFIX[type(member)] + member.value]
+    return phrase(PREFIXES[type(member)] + str(member.value), lang)
+
+
+def phrase(key: str, lang: str) -> str:
+    """The label of `key` ("duty_on"…) in `lang` (Chinese unless "en")."""
+    zh, en = LABELS[key]
     return en if lang == "en" else zh

@@ -135,12 +135,12 @@ def _head(count_id: str, csv_id: str, xlsx_id: str, lang: Lang) -> Component:
                     html.A(
                         t("export_csv", lang),
                         id=csv_id,
-                        className="btn btn-outline-primary btn-sm",
+                        className="btn btn-outline-primary btn-sm gridcc-export",
                     ),
                     html.A(
                         t("export_xlsx", lang),
                         id=xlsx_id,
-                        className="btn btn-outline-primary btn-sm ms-2",
+                        className="btn btn-outline-primary btn-sm ms-2 gridcc-export",
                     ),
                 ],
                 className="ms-auto",

@@ -79,23 +79,9 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
     "camera_count": ("摄像机 {n}", "{n} cameras"),
     "grid_workers": ("本网格网格员", "Grid workers of this grid"),
     "no_workers": ("本网格暂无网格员", "No grid worker in this grid"),
-    "duty_on": ("在岗", "On duty"),
-    "duty_off": ("离线", "Off duty"),
     "last_fix": ("最后定位时间", "last position at"),
     "nearby_alarms": ("周边{metres}米摄像机", "cameras within {metres} m"),
     "weekday": ("周一 周二 周三 周四 周五 周六 周日", "Mon Tue Wed Thu Fri Sat Sun"),
-    "alarm_fire": ("烟火", "Smoke/fire"),
-    "alarm_crowd": ("人员聚集", "Crowd gathering"),
-    "alarm_intrusion": ("区域入侵", "Intrusion"),
-    "alarm_illegal_parking": ("违停", "Illegal parking"),
-    "alarm_street_vending": ("占道经营", "Street vending"),
-    "alarm_garbage_overflow": ("垃圾满溢", "Garbage overflow"),
-    "alarm_person_down": ("人员倒地", "Person down"),
-    "alarm_thrown_object": ("高空抛物", "Object thrown"),
-    "alarm_status_active": ("告警中", "Active"),
-    "alarm_status_acknowledged": ("已确认", "Acknowledged"),
-    "alarm_status_resolved": ("已解除", "Resolved"),
-    "alarm_status_false_alarm": ("误报", "False alarm"),
     "trend": ("24小时趋势", "24-hour trend"),
     "trend_reported": ("上报", "Reported"),
     "trend_closed": ("结案", "Closed"),
@@ -280,10 +266,6 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
     "alarm_severity": ("级别", "Severity"),
     "alarm_started": ("告警时间", "Raised"),
     "alarm_camera": ("摄像头", "Camera"),
-    "severity_1": ("低", "Low"),
-    "severity_2": ("中", "Medium"),
-    "severity_3": ("高", "High"),
-    "severity_4": ("紧急", "Critical"),
     # The laptop view (issue 11).
     "period_today": ("今日", "Today"),
     "period_7d": ("近7天", "7 days"),
@@ -359,15 +341,12 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
     "col_distance_today": ("今日里程", "Distance today"),
     "col_grids_today": ("今日到访网格", "Grids today"),
     "col_fixes_today": ("今日定位", "Fixes today"),
-    "role_grid_worker": ("网格员", "Grid worker"),
-    "role_inspector": ("督查员", "Inspector"),
-    "role_supervisor": ("监督员", "Supervisor"),
-    "role_volunteer": ("志愿者", "Volunteer"),
-    "duty_never": ("无定位", "No fix"),
 }
 
 
-_STRINGS.update(LABELS)  # statuses, categories, channels, evaluations: shared with the exports
+# Statuses, categories, channels, evaluations, alarm types/statuses/severities, worker roles and
+# duty: shared with the exports (data_sources/labels.py).
+_STRINGS.update(LABELS)
 
 
 def t(key: str, lang: Lang, **values: object) -> str:

@@ -254,13 +254,13 @@ def page(query: Mapping[str, Sequence[str]], default_lang: Lang = "zh") -> Compo
                                                     html.A(
                                                         t("export_csv", lang),
                                                         id=ids.Overview.EXPORT_CSV,
-                                                        className="btn btn-outline-primary btn-sm",
+                                                        className="btn btn-outline-primary btn-sm gridcc-export",
                                                     ),
                                                     html.A(
                                                         t("export_xlsx", lang),
                                                         id=ids.Overview.EXPORT_XLSX,
                                                         className="btn btn-outline-primary "
-                                                        "btn-sm ms-2",
+                                                        "btn-sm ms-2 gridcc-export",
                                                     ),
                                                 ],
                                                 className="ms-auto",

@@ -4,7 +4,8 @@ For every page, Dash callback, live stream and API route, and for an anonymous v
 of street A, a leader of street A, an operator of street A and an admin of the city, the test asks
 for street A's data and for street B's, and asserts the status and that no answer to a street-A
 principal holds any of street B's data (its code, its name, its communities' codes). The server
-requires a login (no `GRIDCC_ANONYMOUS_SCOPE`). The exports (issue 11) are in the matrix too.
+requires a login (no `GRIDCC_ANONYMOUS_SCOPE`). The case API and the exports (issue 11) are in the
+matrix too.
 
 Also here, on the same server (heartbeat 1 s): a logout, a disabled user and a revoked display end
 an open live stream within one heartbeat, and a refused action is audited.
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from data_sources import db
 from data_sources.access import accounts, displays
 from data_sources.access.sessions.sql import SqlSessions
-from data_sources.schema import AlarmRow, AuditRow, CameraRow, NodeRow
+from data_sources.schema import AlarmRow, AuditRow, CameraRow, CaseRow, NodeRow
 from data_sources.seed.city import seed_city
 from layouts import ids
 
@@ -51,6 +52,8 @@ class City:
     #: Strings that only street B's data holds.
     b_markers: list[str]
     cameras: dict[str, Camera]
+    #: A case reported in each street (for `GET /api/v1/cases/{id}`).
+    cases: dict[str, str]
     alarm_a: str = "matrix-alarm-a"
     alarm_b: str = "matrix-alarm-b"
 
@@ -91,11 +94,20 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> City:
             session=session, name="wall-a", scope_code=STREET_A, operator=False, now=AS_OF
         )
         cameras = {code: _camera_in(session, code) for code in (STREET_A, STREET_B)}
+        cases = {
+            code: session.scalars(
+                select(CaseRow.id)
+                .where(CaseRow.street_id == street[code].id)
+                .order_by(CaseRow.id)
+                .limit(1)
+            ).one()
+            for code in (STREET_A, STREET_B)
+        }
     engine.dispose()
     add_account(url, "leader-a", "leader", STREET_A)
     add_account(url, "operator-a", "operator", STREET_A)
     add_account(url, "admin", "admin", CITY)
-    return City(url, token, markers, cameras)
+    return City(url, token, markers, cameras, cases | {NOWHERE: "530103999-20261123-00001"})
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +234,10 @@ def ask(client: httpx2.Client, how: str, target: str, city: City, cbs: dict[str,
         return client.post(f"/api/v1/alarms/{alarm}/acknowledge", json={"create_case": False})
     elif how == "api dead letters":
         return client.get("/api/v1/dead-letters")
-    elif how == "export":
-        return client.get(f"/api/v1/export/cases.csv?scope={target}")
+    elif how == "case":  # the target street's case (NOWHERE: a case that does not exist)
+        return client.get(f"/api/v1/cases/{city.cases[target]}")
+    elif how.startswith("export "):
+        return client.get(f"/api/v1/export/{how.removeprefix('export ')}?scope={target}")
     else:
         raise AssertionError(how)
     return client.post("/_dash-update-component", json=body)
@@ -254,11 +268,22 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     # The REST APIs take API keys only: a session (or display) cookie is no credential there.
     ("api acknowledge", STREET_A): (401, 401, 401, 401, 401),
     ("api dead letters", STREET_A): (401, 401, 401, 401, 401),
-    # The case API and the exports read as the pages do (issue 11): a session, a display or an
-    # anonymous visitor where allowed, and `?scope=` resolved alike.
-    ("export", STREET_A): (401, 200, 200, 200, 200),
-    ("export", STREET_B): (401, 403, 403, 403, 200),
-    ("export", NOWHERE): (401, 404, 404, 404, 404),
+    # The case API reads as the pages do (issue 11): a session, a display or an anonymous
+    # visitor where allowed; a case outside the reader's area is as unknown as one that is not.
+    ("case", STREET_A): (401, 200, 200, 200, 200),
+    ("case", STREET_B): (401, 404, 404, 404, 200),
+    ("case", NOWHERE): (401, 404, 404, 404, 404),
+    # The exports name handlers and workers: signed-in users only (a display is refused once the
+    # guard has resolved its `?scope=`: 403 outside its area, 404 for no area, as everywhere).
+    ("export cases.csv", STREET_A): (401, 403, 200, 200, 200),
+    ("export cases.csv", STREET_B): (401, 403, 403, 403, 200),
+    ("export cases.csv", NOWHERE): (401, 404, 404, 404, 404),
+    ("export alarms.xlsx", STREET_A): (401, 403, 200, 200, 200),
+    ("export alarms.xlsx", STREET_B): (401, 403, 403, 403, 200),
+    ("export alarms.csv", NOWHERE): (401, 404, 404, 404, 404),
+    ("export workers.csv", STREET_A): (401, 403, 200, 200, 200),
+    ("export workers.xlsx", STREET_B): (401, 403, 403, 403, 200),
+    ("export workers.csv", NOWHERE): (401, 404, 404, 404, 404),
 }
 
 

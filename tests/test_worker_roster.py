@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -424,7 +425,8 @@ def test_the_tables_rows_keep_numbers_as_numbers() -> None:
 
 
 def test_the_files_cells_are_typed_and_labelled_as_the_table() -> None:
-    assert worker_export.cells(_worker(), lang="en", tz=TZ) == [
+    table = worker_export.TABLE
+    assert table.cells(_worker(), lang="en", tz=TZ) == [
         "W101",
         "张网格",
         "Grid worker",
@@ -437,12 +439,17 @@ def test_the_files_cells_are_typed_and_labelled_as_the_table() -> None:
         2,
         5,
     ]
-    assert len(worker_export.headers("zh")) == len(worker_export.COLUMNS)
-    for role, (zh, en) in worker_export.ROLE_LABELS.items():
-        assert (zh, en) == (t(f"role_{role.value}", "zh"), t(f"role_{role.value}", "en"))
-    assert set(worker_export.ROLE_LABELS) == set(WorkerRole)
-    for state, (zh, en) in worker_export.DUTY_LABELS.items():
-        assert (zh, en) == (t(f"duty_{state}", "zh"), t(f"duty_{state}", "en"))
+    assert len(table.headers("zh")) == len(worker_export.COLUMNS)
+    # The labels are the page's: one table (data_sources/labels.py), which layouts/i18n.py takes.
+    roles = [table.cells(replace(_worker(), role=r), lang="zh", tz=TZ)[2] for r in WorkerRole]
+    assert roles == [t(f"role_{r}", "zh") for r in WorkerRole]
+    states = [
+        _worker(),
+        replace(_worker(), on_duty=False),
+        replace(_worker(), last_fix_at=None, fix_age=None, on_duty=False),
+    ]
+    duty = [table.cells(w, lang="zh", tz=TZ)[7] for w in states]
+    assert duty == [t(f"duty_{state}", "zh") for state in ("on", "off", "never")]
 
 
 @pytest.mark.parametrize(

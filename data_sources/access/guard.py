@@ -12,9 +12,11 @@ cookie, a display's cookie, or an anonymous visitor where the deployment allows 
   a refused action is audited;
 - **the live stream**: 401 without a principal (the route resolves its scope);
 - **read routes** (`read_prefixes`: the case API and the exports): GET and HEAD only (405);
-  a request with an `X-API-Key` goes on to the route, which checks the key; otherwise 401 JSON
-  without a principal (never a login redirect: a script or a download asks) and `?scope=`
-  resolved as for pages (404/403 JSON). They change nothing, so they need no CSRF token.
+  refused cross-site (`Sec-Fetch-Site`, `Origin`: 403 JSON; a link of the app's own pages is
+  same-origin, a typed URL none); a request with an `X-API-Key` goes on to the route, which
+  checks the key; otherwise 401 JSON without a principal (never a login redirect: a script or
+  a download asks) and `?scope=` resolved as for pages (404/403 JSON). They change nothing, so
+  they need no CSRF token.
 The principal and the resolved scope reach the callback or route through `current_access()`.
 Other API routes under `/api/` authenticate with their own keys; static files need nothing.
 """
@@ -151,18 +153,20 @@ def scope_param(query: str) -> str | None:
 # ---------------------------------------------------------------- cross-site requests
 
 
-def cross_site(headers: Headers, scheme: str) -> str | None:
-    """Why a state-changing request comes from another site, or None.
+def cross_site(headers: Headers, scheme: str, *, what: str = "change anything") -> str | None:
+    """Why a request comes from another site, or None: a state-changing one, or a read of the
+    case API or an export (`what`: "read this", for the refusal's reason).
 
-    `Sec-Fetch-Site` (every current browser sends it) must be same-origin (or none: typed in);
-    an `Origin` must be this server's own. `localhost` and `127.0.0.1` are different sites.
+    `Sec-Fetch-Site` (every current browser sends it) must be same-origin (a page's own link or
+    fetch) or none (typed in, a bookmark); an `Origin` must be this server's own. `localhost`
+    and `127.0.0.1` are different sites.
     """
     fetch_site = headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        return f"a {fetch_site} request may not change anything here"
+        return f"a {fetch_site} request may not {what} here"
     origin = headers.get("origin")
     if origin is not None and origin != f"{scheme}://{headers.get('host', '')}":
-        return "a request from another origin may not change anything here"
+        return f"a request from another origin may not {what} here"
     return None
 
 
@@ -258,6 +262,13 @@ class AccessGuard:
                 await JSONResponse({"detail": "Method Not Allowed"}, 405, allow)(
                     scope, receive, send
                 )
+                return
+            # Another site's page may not make a signed-in reader's browser fetch a case or an
+            # export (and learn from its size, timing or errors what it holds): only the app's
+            # own pages (same-origin) and a typed URL or bookmark (none) read here.
+            reason = cross_site(headers, scope.get("scheme", "http"), what="read this")
+            if reason is not None:
+                await JSONResponse({"detail": reason}, 403)(scope, receive, send)
                 return
             if "x-api-key" in headers:  # the route authenticates the key (401/403 there)
                 kind = "open"

@@ -2,7 +2,7 @@
 XLSX writer of `data_sources.cases.export`, and its rows (`export_rows`), as the table shows them
 for the same filter (its time range and search), in the same order.
 
-Labels repeat `layouts/i18n.py`'s (data_sources may not import layouts); a test holds them equal.
+Types, statuses and severities read as on the page: both take `data_sources/labels.py`'s labels.
 """
 
 from __future__ import annotations
@@ -15,43 +15,23 @@ from sqlalchemy.orm import Session
 
 from data_sources.access.model import Scope
 from data_sources.alarms.history import AlarmListItem, alarm_filter, iter_alarms
-from data_sources.cases.export import Cell, Column, Lang
+from data_sources.cases.export import Column, Lang, Table
 from data_sources.cases.filters import CaseFilter
-from data_sources.model import AlarmStatus, AlarmType
+from data_sources.labels import label
+from data_sources.model import Severity
 
 #: The export's path (`/api/v1/export/alarms.csv`), its audit name and its ASCII file name.
 SLUG = "alarms"
 #: The file's and the sheet's name.
 NAME = ("告警记录", "Alarms")
 
-TYPE_LABELS: dict[AlarmType, tuple[str, str]] = {
-    AlarmType.FIRE: ("烟火", "Smoke/fire"),
-    AlarmType.CROWD: ("人员聚集", "Crowd gathering"),
-    AlarmType.INTRUSION: ("区域入侵", "Intrusion"),
-    AlarmType.ILLEGAL_PARKING: ("违停", "Illegal parking"),
-    AlarmType.STREET_VENDING: ("占道经营", "Street vending"),
-    AlarmType.GARBAGE_OVERFLOW: ("垃圾满溢", "Garbage overflow"),
-    AlarmType.PERSON_DOWN: ("人员倒地", "Person down"),
-    AlarmType.THROWN_OBJECT: ("高空抛物", "Object thrown"),
-}
-STATUS_LABELS: dict[AlarmStatus, tuple[str, str]] = {
-    AlarmStatus.ACTIVE: ("告警中", "Active"),
-    AlarmStatus.ACKNOWLEDGED: ("已确认", "Acknowledged"),
-    AlarmStatus.RESOLVED: ("已解除", "Resolved"),
-    AlarmStatus.FALSE_ALARM: ("误报", "False alarm"),
-}
-SEVERITY_LABELS: dict[int, tuple[str, str]] = {
-    1: ("低", "Low"),
-    2: ("中", "Medium"),
-    3: ("高", "High"),
-    4: ("紧急", "Critical"),
-}
 
-
-def _pick(pair: tuple[str, str] | None, lang: Lang) -> str:
-    if pair is None:
-        return ""
-    return pair[1] if lang == "en" else pair[0]
+def _severity(level: int, lang: Lang) -> str:
+    """A severity as people read it; one outside the scale as its number (not an empty cell)."""
+    try:
+        return label(Severity(level), lang)
+    except ValueError:
+        return str(level)
 
 
 def _local(at: datetime | None, tz: tzinfo) -> datetime | None:
@@ -65,9 +45,9 @@ def _local(at: datetime | None, tz: tzinfo) -> datetime | None:
 COLUMNS: tuple[Column[AlarmListItem], ...] = (
     Column("告警编号", "Alarm no.", 28, lambda a, _l, _z: a.id),
     Column("告警时间", "Raised", 17, lambda a, _l, tz: _local(a.started_at, tz)),
-    Column("告警类型", "Type", 12, lambda a, lang, _z: _pick(TYPE_LABELS[a.type], lang)),
-    Column("级别", "Severity", 9, lambda a, lang, _z: _pick(SEVERITY_LABELS.get(a.severity), lang)),
-    Column("状态", "Status", 12, lambda a, lang, _z: _pick(STATUS_LABELS[a.status], lang)),
+    Column("告警类型", "Type", 12, lambda a, lang, _z: label(a.type, lang)),
+    Column("级别", "Severity", 9, lambda a, lang, _z: _severity(a.severity, lang)),
+    Column("状态", "Status", 12, lambda a, lang, _z: label(a.status, lang)),
     Column("摄像头编码", "Camera code", 18, lambda a, _l, _z: a.camera_code),
     Column("摄像头", "Camera", 24, lambda a, _l, _z: a.camera_name),
     Column("地点", "Place", 36, lambda a, lang, _z: a.place_en if lang == "en" else a.place_zh),
@@ -78,13 +58,8 @@ COLUMNS: tuple[Column[AlarmListItem], ...] = (
 )
 
 
-def headers(lang: Lang) -> list[str]:
-    return [column.header(lang) for column in COLUMNS]
-
-
-def cells(item: AlarmListItem, *, lang: Lang, tz: tzinfo) -> list[Cell]:
-    """One alarm's values, in `COLUMNS` order, typed (the XLSX keeps times as times)."""
-    return [column.value(item, lang, tz) for column in COLUMNS]
+#: The file's table: the writers of `data_sources.cases.export` take it.
+TABLE: Table[AlarmListItem] = Table(SLUG, NAME, COLUMNS)
 
 
 def export_rows(

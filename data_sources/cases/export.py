@@ -4,11 +4,12 @@ Neither file is ever whole in memory: the CSV is yielded a few hundred rows at a
 written row by row by XlsxWriter in `constant_memory` mode to a temporary file, which is then
 read out in blocks and deleted. Both take the table's columns, headers and labels in the
 reader's language, and times in the deployment's zone; the generators here are blocking (SQL,
-disk): `routes.py` runs them in a worker thread, one step at a time.
+disk): `export_stream.py` runs them in a worker thread, one step at a time.
 
 Other tables export through the same writers with their own `Table` (the alarm history's is
 `data_sources.alarms.export`, the worker list's `data_sources.workers.export`). The labels of
-statuses, categories, channels and evaluations are `data_sources/labels.py`'s, the pages' too.
+values (statuses, categories, channels, evaluations…) are `data_sources/labels.py`'s, the pages'
+too.
 """
 
 from __future__ import annotations
@@ -133,15 +134,6 @@ COLUMNS: tuple[Column[CaseListItem], ...] = (
 
 
 CASES: Table[CaseListItem] = Table("cases", ("案件", "Cases"), COLUMNS)
-
-
-def headers(lang: Lang) -> list[str]:
-    return CASES.headers(lang)
-
-
-def cells(item: CaseListItem, *, lang: Lang, tz: tzinfo) -> list[Cell]:
-    """One case's values, in `COLUMNS` order, typed (the XLSX keeps times and counts as such)."""
-    return CASES.cells(item, lang=lang, tz=tz)
 
 
 def csv_text(cell: Cell) -> str:

@@ -3,7 +3,7 @@ XLSX writer of `data_sources.cases.export`, and its rows (`export_rows`: the lis
 shows it, by name). Distances are whole metres and ages whole minutes (a cell is text, a whole
 number or a time).
 
-Labels repeat `layouts/i18n.py`'s (data_sources may not import layouts); a test holds them equal.
+Roles and duty read as on the page: both take `data_sources/labels.py`'s labels.
 """
 
 from __future__ import annotations
@@ -15,32 +15,15 @@ from datetime import UTC, datetime, tzinfo
 from sqlalchemy.orm import Session
 
 from data_sources.access.model import Scope
-from data_sources.cases.export import Cell, Column, Lang
+from data_sources.cases.export import Column, Lang, Table
 from data_sources.cases.filters import CaseFilter
-from data_sources.model import WorkerRole
+from data_sources.labels import label, phrase
 from data_sources.workers.roster import WorkerItem, iter_workers
 
 #: The export's path (`/api/v1/export/workers.csv`), its audit name and its ASCII file name.
 SLUG = "workers"
 #: The file's and the sheet's name.
 NAME = ("网格员", "Grid workers")
-
-ROLE_LABELS: dict[WorkerRole, tuple[str, str]] = {
-    WorkerRole.GRID_WORKER: ("网格员", "Grid worker"),
-    WorkerRole.INSPECTOR: ("督查员", "Inspector"),
-    WorkerRole.SUPERVISOR: ("监督员", "Supervisor"),
-    WorkerRole.VOLUNTEER: ("志愿者", "Volunteer"),
-}
-#: On duty (在岗), off duty, never sent a fix.
-DUTY_LABELS = {
-    "on": ("在岗", "On duty"),
-    "off": ("离线", "Off duty"),
-    "never": ("无定位", "No fix"),
-}
-
-
-def _pick(pair: tuple[str, str], lang: Lang) -> str:
-    return pair[1] if lang == "en" else pair[0]
 
 
 def _local(at: datetime | None, tz: tzinfo) -> datetime | None:
@@ -64,7 +47,7 @@ def _grid(item: WorkerItem, lang: Lang) -> str:
 COLUMNS: tuple[Column[WorkerItem], ...] = (
     Column("工号", "Staff no.", 16, lambda w, _l, _z: w.code),
     Column("姓名", "Name", 10, lambda w, _l, _z: w.name),
-    Column("角色", "Role", 10, lambda w, lang, _z: _pick(ROLE_LABELS[w.role], lang)),
+    Column("角色", "Role", 10, lambda w, lang, _z: label(w.role, lang)),
     Column("所属网格", "Grid", 24, lambda w, lang, _z: _grid(w, lang)),
     Column("网格编码", "Grid code", 18, lambda w, _l, _z: w.grid_code or ""),
     Column("最后定位", "Last fix", 17, lambda w, _l, tz: _local(w.last_fix_at, tz)),
@@ -74,20 +57,15 @@ COLUMNS: tuple[Column[WorkerItem], ...] = (
         12,
         lambda w, _l, _z: None if w.fix_age is None else int(w.fix_age.total_seconds() // 60),
     ),
-    Column("在岗", "On duty", 9, lambda w, lang, _z: _pick(DUTY_LABELS[duty(w)], lang)),
+    Column("在岗", "On duty", 9, lambda w, lang, _z: phrase(f"duty_{duty(w)}", lang)),
     Column("今日里程(米)", "Distance today (m)", 14, lambda w, _l, _z: round(w.distance_today_m)),
     Column("今日到访网格", "Grids today", 12, lambda w, _l, _z: w.grids_today),
     Column("今日定位", "Fixes today", 10, lambda w, _l, _z: w.fixes_today),
 )
 
 
-def headers(lang: Lang) -> list[str]:
-    return [column.header(lang) for column in COLUMNS]
-
-
-def cells(item: WorkerItem, *, lang: Lang, tz: tzinfo) -> list[Cell]:
-    """One worker's values, in `COLUMNS` order, typed (the XLSX keeps times and counts)."""
-    return [column.value(item, lang, tz) for column in COLUMNS]
+#: The file's table: the writers of `data_sources.cases.export` take it.
+TABLE: Table[WorkerItem] = Table(SLUG, NAME, COLUMNS)
 
 
 def export_rows(
