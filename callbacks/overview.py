@@ -170,7 +170,9 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         now = services.clock()
         try:
             with services.sessions() as session:
-                view = load_laptop(session=session, scope=scope, filt=filt, now=now, tz=tz)
+                view = load_laptop(
+                    session=session, scope=scope, filt=filt, now=now, tz=tz, outlines=drawn is None
+                )
                 if view is None:
                     return Loaded(None, 0, [], 0, now)
                 count = case_count(session=session, scope=scope, filt=filt, now=now, tz=tz)
@@ -246,9 +248,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             return answer
         lineage = from_own_area(view.lineage, me)
         child_level = view.node.level.child
-        areas, outline, viewport = panels.map_data(view, lang)
         answer |= {
-            "content": panels.figures(view, lang, tz, exports=me.kind == "user"),
+            "content": panels.figures(
+                view, lang, tz, exports=me.kind == "user", refresh_s=settings.laptop_refresh_s
+            ),
             "title": f"{lineage[min(1, len(lineage) - 1)].name(lang)} · {t('app_title', lang)}",
             "breadcrumb": panels.breadcrumb(lineage, lang, filt),
             "covers": panels.covers(view, lang, tz),
@@ -258,8 +261,6 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
                 else t("no_children", lang)
             ),
             "children": panels.children_rows(view, lang, filt),
-            "map_areas": areas,
-            "map_outline": outline,
         }
         if drawn is not None:
             # A live refresh: the figures, and the cases reported since the table was drawn
@@ -268,7 +269,8 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             answer["count"] = t("case_count", lang, n=number(loaded.count))
             answer["new_rows"] = t("new_rows", lang, n=number(fresh)) if fresh > 0 else ""
             answer["new_rows_class"] = NEW_ROWS_CLASS + ("" if fresh > 0 else " d-none")
-            return answer
+            return answer  # the map keeps its outlines and colours until the next full draw
+        areas, outline, viewport = panels.map_data(view, lang)
         export = urlencode({"scope": view.node.code, "lang": lang, **filt.to_query()})
         answer |= {
             "feed": panels.feed_panel(loaded.feed, lang),
@@ -280,6 +282,8 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             "baseline": {"at": loaded.now.isoformat(), "recent": loaded.recent},
             "new_rows": "",
             "new_rows_class": NEW_ROWS_CLASS + " d-none",
+            "map_areas": areas,
+            "map_outline": outline,
             "map_viewport": viewport,
         }
         return answer

@@ -83,9 +83,11 @@ def load_laptop(
     filt: CaseFilter,
     now: datetime,
     tz: tzinfo,
+    outlines: bool = True,
 ) -> LaptopView | None:
     """The view of `scope` (resolved and checked by the guard) under `filt`; None when its node is
-    not in the store.
+    not in the store. `outlines=False` leaves the map's outlines out (a live refresh: they do
+    not change, and they are the heaviest part to read and to draw).
 
     Every figure is of the cases the filter selects, reported in its window ("open" included:
     the wall's "open now" is another figure); the previous period's are as they stood at its end
@@ -120,7 +122,7 @@ def load_laptop(
     child_kpis = {kid.id: kpis(tallies.get(kid.id, Tally())) for kid in kids}
     ranks = rank_by({k: v.on_time_rate for k, v in child_kpis.items()})
     empty = [0] * len(daily)
-    areas, outline = map_areas(session=session, node=node)
+    areas, outline = map_areas(session=session, node=node) if outlines else ([], None)
     return LaptopView(
         node=node,
         lineage=store.lineage(session=session, node=node),

@@ -112,6 +112,13 @@ class Settings(BaseSettings):
         "admins, operator displays); false for a display-only instance: no buttons for anyone, "
         "and the wall's action callback refuses.",
     )
+    laptop_refresh_s: float = Field(
+        30,
+        ge=0.5,
+        le=3_600,
+        description="At most how often a laptop page draws its filtered figures again while its "
+        "scope changes (each page spreads its refreshes over the period).",
+    )
     wall_refresh_s: float = Field(
         30,
         ge=0.5,

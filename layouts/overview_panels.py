@@ -119,12 +119,16 @@ def kpi_tiles(view: LaptopView, lang: Lang) -> Component:
     return html.Div(tiles, className="gridcc-kpi-grid")
 
 
-def figures(view: LaptopView, lang: Lang, tz: ZoneInfo, *, exports: bool) -> Component:
+def figures(
+    view: LaptopView, lang: Lang, tz: ZoneInfo, *, exports: bool, refresh_s: float
+) -> Component:
     """The KPI tiles in the element that says which scope and language they are of (the live
     stream follows `data-scope`; its deltas make the page draw the figures again), and whether
     the viewer may export (only signed-in users: assets/gridcc.css hides the buttons otherwise)."""
     data: dict[str, Any] = {
         "data-exports": "1" if exports else "0",
+        # At most how often the stream's changes make the page draw the figures (assets/live.js).
+        "data-refresh-ms": str(round(refresh_s * 1000)),
         "data-scope": view.node.code,
         "data-lang": lang,
         "data-tz": str(tz),
