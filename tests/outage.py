@@ -28,7 +28,8 @@ class Proxy:
         self.lag_s = 0.0
         self.refused_streams: list[float] = []  # when stream requests were answered 503
         self.loop = asyncio.new_event_loop()
-        self.writers: set[asyncio.StreamWriter] = set()
+        self.writers: set[asyncio.StreamWriter] = set()  # relayed connections, both ends
+        self.opened: set[asyncio.StreamWriter] = set()  # every socket not yet closed for good
         self.released = asyncio.Event()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
@@ -76,8 +77,23 @@ class Proxy:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        # A transport's close() only schedules the socket's close on the loop: wait for it, or
+        # the loop stops first and the socket is collected unclosed (a ResourceWarning that
+        # filterwarnings=error turns into a failure of whichever test is running).
+        for writer in list(self.opened):
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in self.opened), return_exceptions=True)
+        self.opened.clear()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.opened.add(writer)
+        try:
+            await self._handle(reader, writer)
+        finally:
+            await _closed(writer)
+            self.opened.discard(writer)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode == "503":
             head = await reader.readuntil(b"\r\n\r\n")
             if b"/live/stream" in head.split(b"\r\n", 1)[0]:
@@ -93,8 +109,8 @@ class Proxy:
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
-            writer.close()
             return
+        self.opened.add(up_writer)
         self.writers.update((writer, up_writer))
         try:
             await asyncio.gather(
@@ -102,8 +118,8 @@ class Proxy:
             )
         finally:
             self.writers.difference_update((writer, up_writer))
-            writer.close()
-            up_writer.close()
+            await _closed(up_writer)
+            self.opened.discard(up_writer)
 
     async def _pipe(
         self,
@@ -132,6 +148,15 @@ class Proxy:
             pass
         finally:
             chunks.put_nowait(None)
-            with contextlib.suppress(ConnectionError, OSError):
-                await sender
-            writer.close()
+            try:  # the delayed chunks still queued are sent before the close
+                with contextlib.suppress(ConnectionError, OSError):
+                    await sender
+            finally:  # also when cancelled while waiting for them
+                writer.close()
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Close `writer` and wait until its socket is closed, even when cancelled meanwhile."""
+    writer.close()
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.shield(writer.wait_closed())
