@@ -289,6 +289,8 @@
     return ms > 0 ? ms : 30000;
   }
 
+  var tickOwed = false; // a change came while the page was hidden
+
   function tick() {
     // At most one server refresh of the filtered figures per period, the last change included.
     var period = tickMs();
@@ -297,10 +299,21 @@
     if (tickTimer !== null) return;
     tickTimer = setTimeout(function () {
       tickTimer = null;
+      // A tab in the background is not read: it draws again when it is shown, not before.
+      if (document.visibilityState === "hidden") {
+        tickOwed = true;
+        return;
+      }
       lastTick = Date.now();
       setStore("overview-tick", lastTick);
     }, Math.max(0, wait));
   }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden" || !tickOwed) return;
+    tickOwed = false;
+    tick();
+  });
 
   views.push({
     badge: "overview-live",

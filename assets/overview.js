@@ -20,6 +20,16 @@
   window.gridccGrid = grid;
 
   var functions = (window.dashAgGridFunctions = window.dashAgGridFunctions || {});
+
+  // Dash's clientside callbacks of the page (callbacks/overview.py names them).
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.gridccOverview = {
+    // The figures of a new URL are on their way: dim the old ones (the render puts back
+    // layouts/overview.py's CONTENT_CLASS, "gridcc-kpis").
+    busy: function () {
+      return "gridcc-kpis gridcc-busy";
+    },
+  };
   functions.gridccCount = function (value) {
     return value === null || value === undefined ? "—" : Number(value).toLocaleString("en-US");
   };

@@ -254,7 +254,14 @@ async def run(args: argparse.Namespace, folder: Path) -> None:
         f"per row: warm-up {timing.warmup_s:g} s dropped, window {timing.window_s:g} s, "
         f"grace {timing.grace_s:g} s; a probe every {args.probe_ms} ms on average (Poisson)"
     )
-    env = {"GRIDCC_API_KEYS": json.dumps({"bench": API_KEY})}
+    env = {
+        "GRIDCC_API_KEYS": json.dumps({"bench": API_KEY}),
+        # The pages stand for as many viewers, each on a machine of its own; here they share one
+        # address, which the per-address render limit would refuse (a laptop page asks for 7
+        # renders when it opens): each page gets the allowance of one address.
+        "GRIDCC_RENDER_RATE": str(5 * max(args.pages)),
+        "GRIDCC_RENDER_BURST": str(30 * max(args.pages)),
+    }
     if args.tick_ms:
         env["GRIDCC_TICK_MS"] = str(args.tick_ms)
     rows: list[Row] = []

@@ -4,6 +4,8 @@ stream's ticks) draw the figures; the case table asks for its rows block by bloc
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from dash import ClientsideFunction, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 from sqlalchemy.exc import SQLAlchemyError
 
 from callbacks.query import parse_query
@@ -59,6 +61,8 @@ OUTPUTS = {
     "map_areas": Output(OV.MAP_AREAS, "data"),
     "map_outline": Output(OV.MAP_OUTLINE, "data"),
     "map_viewport": Output(OV.MAP, "viewport"),
+    "content_class": Output(OV.CONTENT, "className"),
+    "drawn": Output(OV.DRAWN, "data"),
 }
 NEW_ROWS_CLASS = "btn btn-sm btn-info"
 #: "N new": the filter's cases reported in this span before now, against as many before the
@@ -153,6 +157,14 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         new = "?" + urlencode({**keep, **filt.to_query()})
         return (no_update if new == search else new), None, dates
 
+    # The figures of a new URL are awaited dimmed (the render puts CONTENT_CLASS back).
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        ClientsideFunction(namespace="gridccOverview", function_name="busy"),
+        Output(OV.CONTENT, "className", allow_duplicate=True),
+        Input(OV.URL, "search"),
+        prevent_initial_call=True,
+    )
+
     # A click on the map drills, keeping the filter (the wall's clientside drill: assets/wall.js).
     app.clientside_callback(  # type: ignore[no-untyped-call]
         ClientsideFunction(namespace="gridccWall", function_name="drill"),
@@ -195,21 +207,17 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             "search": Input(OV.URL, "search"),
             # The page's stream came back after a gap it could not replay (assets/live.js).
             "resync": Input(OV.RESYNC, "data"),
-            # The stream says the scope changed (assets/live.js, throttled): figures again.
-            "tick": Input(OV.TICK, "data"),
             # "N new — show": the table is drawn again (assets/overview.js), the count with it.
             "show": Input(OV.NEW_ROWS, "n_clicks"),
-            "baseline": State(OV.BASELINE, "data"),
         },
     )
     async def render(
         search: object,
         resync: Any,  # noqa: ARG001  # an input only: it says "draw again"
-        tick: Any,  # noqa: ARG001
         show: Any,  # noqa: ARG001
-        baseline: Any,
     ) -> dict[str, Any]:
         answer: dict[str, Any] = dict.fromkeys(OUTPUTS, no_update)
+        answer["content_class"] = layout.CONTENT_CLASS  # whatever it shows, it is not awaited
         _, lang = parse_search(search, settings.default_lang)
         query = parse_query(search)
         access = current_access()
@@ -229,10 +237,9 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         except FilterError as exc:
             answer["content"] = layout.notice(t("filter_bad", lang, detail=str(exc)), "", "warning")
             return answer
-        drawn, shown = _baseline(baseline) if ctx.triggered_id == OV.TICK else (None, 0)
         try:
             # The store is synchronous: keep the event loop free for streams and other pages.
-            loaded = await asyncio.to_thread(load, area, filt, drawn) if area is not None else None
+            loaded = await asyncio.to_thread(load, area, filt, None) if area is not None else None
         except SQLAlchemyError:
             log.exception("overview query failed")
             answer["content"] = layout.notice(
@@ -246,12 +253,20 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             )
             answer |= {"breadcrumb": [], "covers": None, "children_title": None, "children": []}
             return answer
+        models = panels.tile_models(view, lang)
+        rows = panels.children_rows(view, lang, filt)
         lineage = from_own_area(view.lineage, me)
         child_level = view.node.level.child
         answer |= {
             "content": panels.figures(
-                view, lang, tz, exports=me.kind == "user", refresh_s=settings.laptop_refresh_s
+                view,
+                models,
+                lang,
+                tz,
+                exports=me.kind == "user",
+                refresh_s=settings.laptop_refresh_s,
             ),
+            "drawn": {"search": search, "tiles": models, "children": _digest(rows)},
             "title": f"{lineage[min(1, len(lineage) - 1)].name(lang)} · {t('app_title', lang)}",
             "breadcrumb": panels.breadcrumb(lineage, lang, filt),
             "covers": panels.covers(view, lang, tz),
@@ -260,16 +275,8 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
                 if child_level
                 else t("no_children", lang)
             ),
-            "children": panels.children_rows(view, lang, filt),
+            "children": rows,
         }
-        if drawn is not None:
-            # A live refresh: the figures, and the cases reported since the table was drawn
-            # offered, not shown (the rows under the reader's cursor stay where they are).
-            fresh = loaded.recent - shown
-            answer["count"] = t("case_count", lang, n=number(loaded.count))
-            answer["new_rows"] = t("new_rows", lang, n=number(fresh)) if fresh > 0 else ""
-            answer["new_rows_class"] = NEW_ROWS_CLASS + ("" if fresh > 0 else " d-none")
-            return answer  # the map keeps its outlines and colours until the next full draw
         areas, outline, viewport = panels.map_data(view, lang)
         export = urlencode({"scope": view.node.code, "lang": lang, **filt.to_query()})
         answer |= {
@@ -288,6 +295,93 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         }
         return answer
 
+    policies.declare(OV.DRAWN, CallbackPolicy(Permission.READ, scope_from=ids.Overview.URL))
+
+    @app.callback(
+        output={
+            # First: the access policy is the first output's (OV.DRAWN's, declared above).
+            "drawn": Output(OV.DRAWN, "data", allow_duplicate=True),
+            "value": Output(_parts(ids.KpiPart.VALUE), "children"),
+            "delta": Output(_parts(ids.KpiPart.DELTA), "children"),
+            "delta_class": Output(_parts(ids.KpiPart.DELTA), "className"),
+            "bars": Output(_parts(ids.KpiPart.SPARK), "children"),
+            "tile": Output(_parts(ids.KpiPart.TILE), "className"),
+            "covers": Output(OV.COVERS, "children", allow_duplicate=True),
+            "children": Output(OV.CHILDREN, "rowData", allow_duplicate=True),
+            "count": Output(OV.CASE_COUNT, "children", allow_duplicate=True),
+            "new_rows": Output(OV.NEW_ROWS, "children", allow_duplicate=True),
+            "new_rows_class": Output(OV.NEW_ROWS, "className", allow_duplicate=True),
+            # The page shows something else than this refresh knows of: draw it whole.
+            "redraw": Output(OV.RESYNC, "data", allow_duplicate=True),
+        },
+        inputs={
+            # The stream says the scope changed (assets/live.js, at most once a period).
+            "tick": Input(OV.TICK, "data"),
+            "search": State(OV.URL, "search"),
+            "baseline": State(OV.BASELINE, "data"),
+            # The tiles and the children's rows as drawn.
+            "drawn": State(OV.DRAWN, "data"),
+        },
+        prevent_initial_call=True,
+    )
+    async def refresh(tick: Any, search: object, baseline: Any, drawn: Any) -> dict[str, Any]:
+        """A live refresh: what changed in the figures and the children's rows, set part by part
+        (a tile's elements are not drawn anew), and the cases reported since the table was drawn
+        offered, not shown (the rows under the reader's cursor stay where they are). The map
+        keeps its outlines and colours until the next full draw."""
+        answer: dict[str, Any] = dict.fromkeys(ctx.outputs_grouping, no_update)
+        grouping: dict[str, Any] = ctx.outputs_grouping
+        redraw = {**answer, "redraw": f"refresh:{tick}"}
+        area = current_access().scope
+        _, lang = parse_search(search, settings.default_lang)
+        drawn_at, shown = _baseline(baseline)
+        if area is None or drawn_at is None or not isinstance(drawn, dict):
+            return redraw
+        try:
+            filt = CaseFilter.from_query(parse_query(search))
+            loaded = await asyncio.to_thread(load, area, filt, drawn_at)
+        except FilterError:
+            return answer  # the page shows why already
+        except SQLAlchemyError:
+            log.exception("overview refresh failed")
+            return answer  # the page keeps its figures; the next change tries again
+        view = loaded.view
+        if view is None or drawn.get("search") != search:
+            return redraw
+        models = panels.tile_models(view, lang)
+        rows = panels.children_rows(view, lang, filt)
+        try:
+            changes = panels.TileChanges.between(drawn.get("tiles"), models)  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            return redraw  # other tiles (or a forged store)
+        digest = _digest(rows)
+
+        def each(specs: list[dict[str, Any]], values: dict[str, Any]) -> list[Any]:
+            return [values.get(spec["id"]["kpi"], no_update) for spec in specs]
+
+        fresh = loaded.recent - shown
+        return answer | {
+            "drawn": {"search": search, "tiles": models, "children": digest},
+            "value": each(grouping["value"], changes.value),
+            "delta": each(grouping["delta"], {k: v[0] for k, v in changes.delta.items()}),
+            "delta_class": each(
+                grouping["delta_class"], {k: v[1] for k, v in changes.delta.items()}
+            ),
+            "bars": each(
+                grouping["bars"], {k: panels.spark_bars(v) for k, v in changes.bars.items()}
+            ),
+            "tile": each(grouping["tile"], changes.tile),
+            "covers": panels.covers(view, lang, tz),
+            "children": no_update if drawn.get("children") == digest else rows,
+            "count": t("case_count", lang, n=number(loaded.count)),
+            "new_rows": t("new_rows", lang, n=number(fresh)) if fresh > 0 else "",
+            "new_rows_class": NEW_ROWS_CLASS + ("" if fresh > 0 else " d-none"),
+        }
+
+
+def _parts(part: ids.KpiPart) -> dict[str, Any]:
+    return {"type": part.value, "kpi": ALL}
+
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
@@ -297,6 +391,10 @@ class Loaded:
     #: The filter's cases reported in the `LOOKBACK` before the table was drawn.
     recent: int
     now: datetime
+
+
+def _digest(rows: list[dict[str, Any]]) -> str:
+    return hashlib.blake2b(json.dumps(rows, sort_keys=True).encode(), digest_size=12).hexdigest()
 
 
 def _baseline(value: Any) -> tuple[datetime | None, int]:

@@ -44,6 +44,8 @@ class Overview(StrEnum):
     CHILDREN = "overview-children"
     CASES = "overview-cases"
     CASE_COUNT = "overview-case-count"
+    #: The KPI tiles and the children's rows as last drawn (a live refresh sends what changed).
+    DRAWN = "overview-drawn"
     #: The case table's keyset cursors by block start (callbacks/case_table.py).
     CURSORS = "overview-cursors"
     #: The filter's case count when the table was drawn, and "N new — show" after it.
@@ -70,9 +72,23 @@ class Case(StrEnum):
     MAP = "case-map"
 
 
+class KpiPart(StrEnum):
+    """The parts of a laptop KPI tile, ids `{"type": part, "kpi": name}`: a live refresh sets
+    each one that changed (callbacks/overview.py)."""
+
+    TILE = "overview-kpi-tile"
+    VALUE = "overview-kpi-value"
+    DELTA = "overview-kpi-delta"
+    SPARK = "overview-kpi-spark"
+
+
+def kpi_part(part: KpiPart, name: str) -> dict[str, str]:
+    return {"type": part.value, "kpi": name}
+
+
 def kpi(name: str) -> str:
-    """Id of the KPI tile showing `name` (a `Kpis`/`Resources` field)."""
-    return f"overview-kpi-{name.replace('_', '-')}"
+    """CSS selector of the value of the laptop view's KPI tile `name` (a `Kpis` field)."""
+    return f'[data-kpi="{name}"]'
 
 
 def child_row(code: str) -> str:

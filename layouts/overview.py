@@ -27,6 +27,8 @@ from layouts.overview_panels import case_columns, children_columns, scope_map
 #: Headers wrap at word boundaries when a column is narrow (English at 1280 px) instead of being
 #: cut; columns are wide enough that Chinese headers never wrap at all.
 HEADERS = {"wrapHeaderText": True, "autoHeaderHeight": True}
+#: The figures' element; while the URL's figures are on their way it is dimmed (assets/gridcc.css).
+CONTENT_CLASS = "gridcc-kpis"  # assets/overview.js adds " gridcc-busy"
 #: Rows per request of the case table (AG Grid's infinite row model asks block by block).
 CASE_BLOCK = 100
 
@@ -211,17 +213,16 @@ def page(query: Mapping[str, Sequence[str]], default_lang: Lang = "zh") -> Compo
             dcc.Store(id=ids.Overview.TICK),
             dcc.Store(id=ids.Overview.CURSORS, data={}),
             dcc.Store(id=ids.Overview.BASELINE),
+            dcc.Store(id=ids.Overview.DRAWN),
             navbar(lang),
             dbc.Container(
                 [
                     html.Div(id=ids.Overview.BREADCRUMB),
                     filter_bar(filt, lang),
                     html.Div(id=ids.Overview.COVERS, className="gridcc-covers"),
-                    dcc.Loading(
-                        html.Div(id=ids.Overview.CONTENT, className="gridcc-kpis"),
-                        delay_show=400,
-                        type="dot",
-                    ),
+                    # Not in a dcc.Loading: a live refresh would show its spinner too. The filter's
+                    # new figures are awaited dimmed instead (assets/overview.js, as the URL changes).
+                    html.Div(id=ids.Overview.CONTENT, className=CONTENT_CLASS),
                     dbc.Row(
                         [
                             dbc.Col(

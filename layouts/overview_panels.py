@@ -4,6 +4,7 @@ the case table's columns and rows, the breadcrumb and the latest cases."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
@@ -72,19 +73,22 @@ def _buckets(series: list[float | None], points: int = SPARK_POINTS) -> list[flo
     return out
 
 
-def spark_bars(series: list[float | None]) -> Component:
-    """A KPI's daily values as small bars (plain elements: no chart library for 9 tiles)."""
+def spark_heights(series: list[float | None]) -> list[str]:
+    """A KPI's daily values as bar heights ("" for a day without a value)."""
     values = _buckets(series)
     top = max((v for v in values if v is not None), default=0) or 1
-    bars = [
-        html.Span(
-            className="gridcc-spark-bar" + ("" if v is not None else " gridcc-spark-none"),
-            style={"height": f"{max(4.0, (v or 0) / top * 100):.0f}%"},
-        )
-        for v in values
-    ]
-    hidden: dict[str, Any] = {"aria-hidden": "true"}
-    return html.Div(bars, className="gridcc-spark", **hidden)
+    return ["" if v is None else f"{max(4.0, v / top * 100):.0f}%" for v in values]
+
+
+def _bar(height: str) -> Component:
+    if not height:
+        return html.Span(className="gridcc-spark-bar gridcc-spark-none", style={"height": "4%"})
+    return html.Span(className="gridcc-spark-bar", style={"height": height})
+
+
+def spark_bars(heights: list[str]) -> list[Component]:
+    """A KPI's daily values as small bars (plain elements: no chart library for 9 tiles)."""
+    return [_bar(h) for h in heights]
 
 
 def spark_text(series: list[int]) -> str:
@@ -96,31 +100,106 @@ def spark_text(series: list[int]) -> str:
     return "".join(_BARS[min(7, int(v / top * 7.999))] for v in values)
 
 
-def kpi_tiles(view: LaptopView, lang: Lang) -> Component:
-    tiles = []
+def tile_models(view: LaptopView, lang: Lang) -> list[dict[str, Any]]:
+    """What each KPI tile shows, as plain values: the page keeps them as drawn, so that a live
+    refresh sets only what changed (`TileChanges`)."""
+    models = []
     for figure in view.figures:
         text, cls = change(figure, lang)
-        warn = figure.name == "overdue" and (figure.value or 0) > 0
-        tiles.append(
-            html.Div(
-                [
-                    html.Div(t(figure.name, lang), className="gridcc-kpi-label"),
-                    html.Div(
-                        fmt(figure.value, figure.kind, lang),
-                        id=ids.kpi(figure.name),
-                        className="gridcc-kpi-value",
-                    ),
-                    html.Div(text, className=f"gridcc-delta {cls}"),
-                    spark_bars(figure.series),
-                ],
-                className="gridcc-kpi" + (" gridcc-kpi-warn" if warn else ""),
-            )
+        models.append(
+            {
+                "name": figure.name,
+                "value": fmt(figure.value, figure.kind, lang),
+                "delta": text,
+                "cls": delta_class(cls),
+                "tile": "gridcc-kpi" + (" gridcc-kpi-warn" if _warn(figure) else ""),
+                "bars": spark_heights(figure.series),
+            }
         )
+    return models
+
+
+def _warn(figure: KpiFigure) -> bool:
+    return figure.name == "overdue" and (figure.value or 0) > 0
+
+
+def delta_class(cls: str) -> str:
+    return f"gridcc-delta {cls}"
+
+
+def kpi_tiles(models: list[dict[str, Any]], lang: Lang) -> Component:
+    hidden: dict[str, Any] = {"aria-hidden": "true"}
+    tiles = [
+        html.Div(
+            [
+                html.Div(t(m["name"], lang), className="gridcc-kpi-label"),
+                html.Div(
+                    m["value"],
+                    id=ids.kpi_part(ids.KpiPart.VALUE, m["name"]),
+                    className="gridcc-kpi-value",
+                    **{"data-kpi": m["name"]},
+                ),
+                html.Div(
+                    m["delta"], id=ids.kpi_part(ids.KpiPart.DELTA, m["name"]), className=m["cls"]
+                ),
+                html.Div(
+                    spark_bars(m["bars"]),
+                    id=ids.kpi_part(ids.KpiPart.SPARK, m["name"]),
+                    className="gridcc-spark",
+                    **hidden,
+                ),
+            ],
+            id=ids.kpi_part(ids.KpiPart.TILE, m["name"]),
+            className=m["tile"],
+        )
+        for m in models
+    ]
     return html.Div(tiles, className="gridcc-kpi-grid")
 
 
+@dataclass(frozen=True, slots=True)
+class TileChanges:
+    """What a live refresh sets on the tiles, by KPI name: only what changed. Setting a tile's
+    elements anew on every refresh (its 35 elements, 9 tiles) was a 160-200 ms task in each
+    page: 20 pages at 1,000 events/s on a 2-core machine then showed their streams late
+    (bench/bench_latency.py, p95 2.6 s)."""
+
+    value: dict[str, str]
+    delta: dict[str, tuple[str, str]]  # (text, class)
+    bars: dict[str, list[str]]
+    tile: dict[str, str]  # class
+
+    @classmethod
+    def between(cls, drawn: list[dict[str, Any]], models: list[dict[str, Any]]) -> TileChanges:
+        """From the tiles as `drawn` to `models`. Raises ValueError when they are not the same
+        KPIs (KeyError, TypeError when `drawn` is not what `tile_models` gives)."""
+        if [m["name"] for m in drawn] != [m["name"] for m in models]:
+            raise ValueError("other tiles")
+        found = cls({}, {}, {}, {})
+        for old, new in zip(drawn, models, strict=True):
+            name = new["name"]
+            if old["value"] != new["value"]:
+                found.value[name] = new["value"]
+            if (old["delta"], old["cls"]) != (new["delta"], new["cls"]):
+                found.delta[name] = (new["delta"], new["cls"])
+            if old["bars"] != new["bars"]:
+                found.bars[name] = new["bars"]
+            if old["tile"] != new["tile"]:
+                found.tile[name] = new["tile"]
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.value or self.delta or self.bars or self.tile)
+
+
 def figures(
-    view: LaptopView, lang: Lang, tz: ZoneInfo, *, exports: bool, refresh_s: float
+    view: LaptopView,
+    models: list[dict[str, Any]],
+    lang: Lang,
+    tz: ZoneInfo,
+    *,
+    exports: bool,
+    refresh_s: float,
 ) -> Component:
     """The KPI tiles in the element that says which scope and language they are of (the live
     stream follows `data-scope`; its deltas make the page draw the figures again), and whether
@@ -133,7 +212,7 @@ def figures(
         "data-lang": lang,
         "data-tz": str(tz),
     }
-    return html.Div(kpi_tiles(view, lang), **data)
+    return html.Div(kpi_tiles(models, lang), **data)
 
 
 def covers(view: LaptopView, lang: Lang, tz: ZoneInfo) -> str:

@@ -239,9 +239,12 @@ def envelope(dep: dict[str, Any], *values: Any, state: tuple[Any, ...] = ()) -> 
         ]
 
     inputs = deps(dep["inputs"], values)
+    outputs = split_callback_id(dep["output"])  # type: ignore[no-untyped-call]
+    if isinstance(outputs, list):  # as the inputs: ALL components are a list (none here)
+        outputs = [[] if '["ALL"]' in o["id"] else o for o in outputs]
     return {
         "output": dep["output"],
-        "outputs": split_callback_id(dep["output"]),  # type: ignore[no-untyped-call]
+        "outputs": outputs,
         "inputs": inputs,
         "state": deps(dep["state"], state),
         "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs if isinstance(i, dict)][:1],

@@ -161,9 +161,7 @@ def test_a_filter_shows_what_sql_computes_in_every_size_language_and_theme(
     query = {"scope": PANLONG, "lang": lang, **RANGE}
     page.goto(f"{server}/?{urlencode(query)}", wait_until="load")
     figures = expected(database[1], None)
-    expect(page.locator(f"#{ids.kpi('reported')}")).to_have_text(
-        str(figures["reported"]), timeout=15_000
-    )
+    expect(page.locator(ids.kpi("reported"))).to_have_text(str(figures["reported"]), timeout=15_000)
     expect(page.locator("html")).to_have_attribute("data-bs-theme", theme)
     expect(page.locator(f"#{ids.Overview.CASES} .ag-row").first).to_be_visible(timeout=10_000)
     assert_fits(page)
@@ -179,7 +177,7 @@ def test_a_filter_shows_what_sql_computes_in_every_size_language_and_theme(
     expect(page).to_have_url(re.compile(f"category={category}"), timeout=10_000)
     figures = expected(database[1], category)
     for name in ("reported", "open", "overdue", "closure_rate"):
-        expect(page.locator(f"#{ids.kpi(name)}")).to_have_text(str(figures[name]), timeout=10_000)
+        expect(page.locator(ids.kpi(name))).to_have_text(str(figures[name]), timeout=10_000)
     count = {"zh": f"共 {number(int(figures['count']))} 件", "en": f"{figures['count']:,} cases"}
     expect(page.locator(f"#{ids.Overview.CASE_COUNT}")).to_have_text(count[lang])
     newest = page.locator(f"#{ids.Overview.CASES} .ag-row[row-index='0'] [col-id='id']")

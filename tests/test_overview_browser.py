@@ -72,7 +72,7 @@ def test_overview_shows_database_figures_and_drills_down(
     page.goto(f"{server}/?scope=530103&{RANGE}", wait_until="load")
 
     open_cases, reported = _expected(database[1], "530103")
-    expect(page.locator(f"#{ids.kpi('open')}")).to_have_text(open_cases, timeout=15_000)
+    expect(page.locator(ids.kpi("open"))).to_have_text(open_cases, timeout=15_000)
     assert int(open_cases.replace(",", "")) > 0
     street = "530103004"  # 联盟街道
     expect(page.locator(child(street, "reported"))).to_have_text(reported[street])
@@ -84,7 +84,7 @@ def test_overview_shows_database_figures_and_drills_down(
     page.locator(child(street, "name") + " a").click()  # the drill keeps the filter
     expect(page).to_have_url(f"{server}/?scope={street}&lang=zh&{RANGE}")
     open_cases, _ = _expected(database[1], street)
-    expect(page.locator(f"#{ids.kpi('open')}")).to_have_text(open_cases, timeout=15_000)
+    expect(page.locator(ids.kpi("open"))).to_have_text(open_cases, timeout=15_000)
     expect(page.locator(".breadcrumb")).to_contain_text("联盟街道")
 
     page.locator(f"#{ids.Overview.LANG_LINK}").click()
