@@ -33,7 +33,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset({Permission.READ, Permission.ACT, Permission.ADMIN}),
 }
 
-PrincipalKind = Literal["user", "display", "anonymous", "key"]
+PrincipalKind = Literal["user", "display", "anonymous", "key", "embed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,12 @@ class Principal:
     #: The session's CSRF secret: state-changing requests must echo it (X-CSRFToken).
     csrf: str | None = None
     role: Role | None = None
+    #: An embed token's (kind "embed"): when it expires (Unix seconds; the stream ends then) and
+    #: the panels it may show (data_sources/embed/panels.py `PANELS`). `id` is its grant's.
+    expires_at: float | None = None
+    panels: frozenset[str] | None = None
+    #: The origins that may frame it and talk to it (the grant's, else the deployment's).
+    origins: tuple[str, ...] = ()
 
     def may(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -80,6 +86,28 @@ def user_principal(
 def display_principal(*, display_id: int, name: str, scope: str, operator: bool) -> Principal:
     permissions = ROLE_PERMISSIONS[Role.OPERATOR if operator else Role.LEADER]
     return Principal("display", name, scope, permissions, display_id)
+
+
+def embed_principal(
+    *,
+    grant_id: int,
+    grant_name: str,
+    scope: str,
+    panels: frozenset[str],
+    expires_at: float,
+    origins: tuple[str, ...],
+) -> Principal:
+    """A portal's embed, by its signed token: reads its scope's granted panels until it expires."""
+    return Principal(
+        "embed",
+        f"embed:{grant_name}",
+        scope,
+        frozenset({Permission.READ}),
+        grant_id,
+        expires_at=expires_at,
+        panels=panels,
+        origins=origins,
+    )
 
 
 def anonymous_principal(scope: str) -> Principal:
