@@ -36,6 +36,8 @@ from data_sources.alarm_actions import alarm_router
 from data_sources.capacity import RenderGate, RenderLimits, tune_gil
 from data_sources.cases.routes import READ_PREFIXES, register_case_routes
 from data_sources.dead_letters import dead_letters_router
+from data_sources.embed.api import embed_router
+from data_sources.embed.tokens import TokenLimits
 from data_sources.health import (
     UNAVAILABLE_ERRORS,
     ReadyLimits,
@@ -177,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             heartbeat_s=settings.heartbeat_s,
             reconnect_max_s=settings.reconnect_max_s,
             alive=services.still_allowed,
+            embed_regions=wall_callbacks.granted_regions,
         )
     )
     server.include_router(
@@ -191,9 +194,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     server.include_router(display_router(services.sessions, lambda: services.clock()))
+    server.include_router(
+        embed_router(
+            sessions=services.sessions,
+            keys=services.keys,
+            secret=services.embed.secret,
+            clock=lambda: services.clock(),
+            limits=TokenLimits(settings.embed_token_default_s, settings.embed_token_max_s),
+            audit=services.audit,
+        )
+    )
     register_case_routes(server, services)  # the case API and exports (read routes below)
     policies = CallbackPolicies()
     dash_app = server.state.dash = create_dash(server, services, policies)
+
+    def embed_csp(origins: tuple[str, ...]) -> str:
+        """An embed page's policy: framed by its grant's origins only (none: by no one)."""
+        return content_security_policy(
+            dash_app.csp_hashes(),
+            tile_url=settings.tile_url,
+            frame_ancestors=" ".join(origins) or "'none'",
+        )
+
     render_limits = RenderLimits(
         settings.render_rate, settings.render_burst, settings.render_concurrency
     )
@@ -208,13 +230,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pages=("/", *pages.WALL_PATHS, *pages.CASE_PATHS),
         admin_pages=pages.ADMIN_PATHS,
         read_prefixes=READ_PREFIXES,
+        embed_pages=pages.EMBED_PATHS,
+        embed=services.embed,
+        embed_csp=embed_csp,
         audit=services.audit,
     )
     # Outside the access guard: a callback's body is read and checked (and handed to it) first.
     server.add_middleware(DashGuard, dash_app=dash_app)
     # Other paths: 404.
     server.add_middleware(
-        PagesOnly, pages=("/", *pages.WALL_PATHS, *pages.ADMIN_PATHS, *pages.CASE_PATHS)
+        PagesOnly,
+        pages=("/", *pages.WALL_PATHS, *pages.ADMIN_PATHS, *pages.CASE_PATHS, *pages.EMBED_PATHS),
     )
     server.add_middleware(HeadAsGet)  # `HEAD` wherever `GET` is, Dash's routes included
     # Outermost: every answer carries them, 404s, 503s and refusals included.

@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import numpy as np
@@ -31,6 +31,9 @@ from data_sources.dead_letters import (
     list_dead_letters,
     retry_dead_letters,
 )
+from data_sources.embed import grants as embed_grants
+from data_sources.embed.panels import PANELS
+from data_sources.embed.tokens import TokenLimits
 from data_sources.schema import NodeRow
 from data_sources.seed.city import SeedReport, seed_city
 from data_sources.services import Services, utc_now
@@ -563,6 +566,164 @@ def key_list(database_url: DatabaseUrl = None) -> None:
             f"{k.id:>5}  {k.source:<20} {k.role.value:<7} {k.created_at:%Y-%m-%d %H:%M}  "
             f"{k.created_by or '-':<16} {revoked}"
         )
+
+
+# ---------------------------------------------------------------- embeds (portals' iframes)
+
+embed_cli = typer.Typer(help="Panels embedded in other sites' portals.")
+cli.add_typer(embed_cli, name="embed")
+grant_cli = typer.Typer(help="Embed grants: which portal may embed which panels of which area.")
+embed_cli.add_typer(grant_cli, name="grant")
+
+
+def _refused(reason: str) -> typer.Exit:
+    """Say why on one line (stderr); the exit to raise (2: the request was refused)."""
+    typer.echo(reason, err=True)
+    return typer.Exit(2)
+
+
+def _token_limits(settings: Settings) -> TokenLimits:
+    return TokenLimits(settings.embed_token_default_s, settings.embed_token_max_s)
+
+
+@grant_cli.command("add")
+def embed_grant_add(
+    name: Annotated[str, typer.Option(help="A name for the grant, e.g. the portal's.")],
+    scope: Annotated[str, typer.Option(help="Code of the area its embeds show (and no more).")],
+    panels: Annotated[
+        str, typer.Option(help=f"Panels it may show, comma-separated: {','.join(PANELS)}.")
+    ],
+    origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An origin (scheme://host[:port]) that may frame its embeds (repeatable); "
+            "none: GRIDCC_EMBED_ALLOWED_ORIGINS."
+        ),
+    ] = None,
+    max_ttl: Annotated[
+        int | None,
+        typer.Option(help="Its longest token, in seconds (default: GRIDCC_EMBED_TOKEN_MAX_S)."),
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Make an embed grant; tokens are then minted under it (`gridcc embed-token`)."""
+    settings = _settings(database_url)
+    with _admin_session(database_url) as session:
+        try:
+            grant = embed_grants.add_grant(
+                session=session,
+                name=name,
+                scope_code=scope,
+                panels=panels,
+                origins=origin or (),
+                max_ttl_s=settings.embed_token_max_s if max_ttl is None else max_ttl,
+                created_by=CLI_ACTOR,
+                now=utc_now(),
+                limits=_token_limits(settings),
+            )
+        except ValueError as exc:
+            raise _refused(f"{getattr(exc, 'field', 'grant')}: {exc}") from None
+        _audit(
+            session,
+            "embed.grant.add",
+            name,
+            scope=scope,
+            panels=list(grant.panels),
+            origins=list(grant.origins),
+            max_ttl_s=grant.max_ttl_s,
+        )
+    origins = " ".join(grant.origins) or "GRIDCC_EMBED_ALLOWED_ORIGINS"
+    typer.echo(
+        f"embed grant {grant.name!r} (id {grant.id}): {','.join(grant.panels)} of {grant.scope_code}"
+        f", framed by {origins}, tokens up to {grant.max_ttl_s} s"
+    )
+
+
+@grant_cli.command("list")
+def embed_grant_list(database_url: DatabaseUrl = None) -> None:
+    """Embed grants: name, area, panels, origins, longest token, when made and revoked (UTC)."""
+    with _admin_session(database_url) as session:
+        made = embed_grants.list_grants(session=session)
+    if not made:
+        typer.echo("no embed grants")
+        return
+    typer.echo(
+        f"{'id':>5}  {'name':<24} {'scope':<14} {'max ttl':>7}  {'made (UTC)':<16}  "
+        f"{'revoked (UTC)':<16}  panels  origins"
+    )
+    for g in made:
+        revoked = f"{g.revoked_at:%Y-%m-%d %H:%M}" if g.revoked_at else "-"
+        typer.echo(
+            f"{g.id:>5}  {g.name:<24} {g.scope_code:<14} {g.max_ttl_s:>7}  "
+            f"{g.created_at:%Y-%m-%d %H:%M}  {revoked:<16}  {','.join(g.panels)}  "
+            f"{' '.join(g.origins) or '(deployment)'}"
+        )
+
+
+@grant_cli.command("revoke")
+def embed_grant_revoke(
+    name: Annotated[str, typer.Argument(help="The grant's name.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an embed grant: every token issued under it is refused at its next request."""
+    with _admin_session(database_url) as session:
+        if not embed_grants.revoke_grant(session=session, name=name, now=utc_now()):
+            raise _refused(f"no valid embed grant called {name!r}")
+        _audit(session, "embed.grant.revoke", name)
+    typer.echo(f"embed grant {name!r} revoked")
+
+
+@cli.command("embed-token")
+def embed_token(
+    grant: Annotated[str, typer.Option(help="The grant to mint it under.")],
+    ttl: Annotated[
+        int | None,
+        typer.Option(help="Its lifetime in seconds (default: GRIDCC_EMBED_TOKEN_DEFAULT_S)."),
+    ] = None,
+    scope: Annotated[
+        str | None, typer.Option(help="An area within the grant's (default: the grant's).")
+    ] = None,
+    lang: Annotated[str, typer.Option(help="zh or en.")] = "zh",
+    panels: Annotated[
+        str | None,
+        typer.Option(help="Some of the grant's panels, comma-separated (default: all)."),
+    ] = None,
+    base_url: Annotated[
+        str, typer.Option(help="Base URL of the server as the portal's viewers reach it.")
+    ] = "http://127.0.0.1:8050",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Mint an embed token: prints the token, when it expires and the URL of its embed."""
+    settings = _settings(database_url)
+    configured = settings.embed_secret.get_secret_value() if settings.embed_secret else None
+    with _admin_session(database_url) as session:
+        try:
+            token, claims = embed_grants.issue_token(
+                session=session,
+                secret=embed_grants.signing_secret(session=session, configured=configured),
+                grant_name=grant,
+                ttl_s=ttl,
+                now=utc_now(),
+                limits=_token_limits(settings),
+                scope=scope,
+                panels=panels,
+                lang=lang,
+            )
+        except (ValueError, LookupError) as exc:
+            raise _refused(f"{getattr(exc, 'field', 'grant')}: {exc}") from None
+        _audit(
+            session,
+            "embed.token",
+            grant,
+            scope=claims.scope,
+            panels=list(claims.panels),
+            lang=claims.lang,
+            exp=claims.exp,
+        )
+    expires = datetime.fromtimestamp(claims.exp, UTC)
+    typer.echo(token)
+    typer.echo(f"expires {expires:%Y-%m-%d %H:%M:%S} UTC (exp {claims.exp})")
+    typer.echo(f"{base_url.rstrip('/')}/embed?token={token}")
 
 
 # ---------------------------------------------------------------- user accounts

@@ -31,6 +31,10 @@
  *   them on the page.
  * - The page's estimate of the server's time (`serverNow()`, from the same `at` stamps) is what
  *   the wall's clock and ages run on, not the PC's clock.
+ * - An embed (assets/embed.js) names its token on the stream (`&embed=`: an EventSource sends no
+ *   headers), opens none once it has ended (`gridccEmbedToken()` null), is told when the stream is
+ *   refused instead of reloading (`gridccEmbed.denied`: it shows "link expired", never a login
+ *   page), and reopens it with a replaced token through `gridccLive.reconnect()`, resuming.
  */
 (function () {
   "use strict";
@@ -87,9 +91,21 @@
     return (content && content.getAttribute("data-lang")) || lang();
   }
 
+  // An embed's token (assets/embed.js): undefined on other pages, null once it has ended.
+  function embedToken() {
+    return typeof window.gridccEmbedToken === "function" ? window.gridccEmbedToken() : undefined;
+  }
+
+  // The stream's URL with the page's credential, where it must travel in it (an embed's token).
+  function credited(url) {
+    var token = embedToken();
+    return token ? url + "&embed=" + encodeURIComponent(token) : url;
+  }
+
   // A view with a `stream` name (the wall) gets the server's periodic refresh of its scope in
   // the language it shows, on the same stream.
   function wantedUrl() {
+    if (embedToken() === null) return null; // an embed whose token has ended
     var view = activeView();
     if (view === null) return null; // no live panels on this page
     var scope = shownScope();
@@ -349,7 +365,9 @@
     if (msg.pipeline) pipeline = msg.pipeline;
     markLive();
     if (msg.build && pageBuild() !== null && msg.build !== pageBuild()) {
-      window.location.reload(); // a new build is serving: load its page
+      // A new build is serving: load its page (an embed with its current token).
+      if (window.gridccEmbed) window.gridccEmbed.reload();
+      else window.location.reload();
       return;
     }
     if (msg.heartbeat) heartbeatMs = msg.heartbeat * 1000;
@@ -398,19 +416,23 @@
     badge("offline");
   }
 
-  function open(url) {
+  // `again`: the same stream with new credentials (an embed's replaced token): the page keeps
+  // what it shows, the stream resumes after the last message.
+  function open(url, again) {
     close();
     clearTimeout(reopenTimer);
     streamUrl = url;
     lastMessage = Date.now();
     lagMs = 0;
     heard = false;
-    skew = { now: null, previous: null, since: Date.now() }; // a new path may have a new offset
     var view = activeView();
-    if (view !== null && view.reset) view.reset(url);
-    figures = null;
+    if (!again) {
+      skew = { now: null, previous: null, since: Date.now() }; // a new path may have a new offset
+      if (view !== null && view.reset) view.reset(url);
+      figures = null;
+    }
     var resume = lastId.id && url === lastId.url;
-    source = new EventSource(resume ? url + "&last=" + encodeURIComponent(lastId.id) : url);
+    source = new EventSource(credited(resume ? url + "&last=" + encodeURIComponent(lastId.id) : url));
     source.onopen = markLive;
     ["snapshot", "delta", "ping"].forEach(function (name) {
       source.addEventListener(name, onMessage);
@@ -418,9 +440,20 @@
     source.addEventListener("refresh", onRefresh);
     source.addEventListener("status", onStatus);
     // Signed out, user disabled or display revoked (checked every heartbeat): the page itself
-    // now answers with the login form or the "display disabled" screen.
-    source.addEventListener("denied", function () {
+    // now answers with the login form or the "display disabled" screen. An embed's token
+    // expired or was revoked: the embed says so itself.
+    source.addEventListener("denied", function (event) {
       close();
+      if (window.gridccEmbed) {
+        var reason = null;
+        try {
+          reason = JSON.parse(event.data).reason;
+        } catch (e) {
+          reason = null;
+        }
+        window.gridccEmbed.denied(reason || "expired");
+        return;
+      }
       window.location.reload();
     });
     source.onerror = function () {
@@ -431,10 +464,11 @@
         // backoff, forever. The cap is low (5 s by default): however long the outage, the page
         // is back soon after the server; the jitter spreads a room of walls.
         var refused = streamUrl;
-        fetch(refused, { method: "HEAD", credentials: "same-origin", cache: "no-store" })
+        fetch(credited(refused), { method: "HEAD", credentials: "same-origin", cache: "no-store" })
           .then(function (response) {
             if ((response.status === 401 || response.status === 403) && streamUrl === refused) {
-              window.location.reload();
+              if (window.gridccEmbed) window.gridccEmbed.denied(String(response.status));
+              else window.location.reload();
             }
           })
           .catch(function () {});
@@ -470,6 +504,13 @@
   window.gridccLive = {
     addView: function (view) {
       views.push(view);
+    },
+    // Open the page's stream again now, with the credentials of now (an embed's replaced token,
+    // or none once it ended: then it closes), resuming where it was.
+    reconnect: function () {
+      var url = wantedUrl();
+      if (url !== null && url === streamUrl) open(url, true);
+      else watchdog();
     },
     setProps: setProps,
     setStore: setStore,

@@ -61,7 +61,9 @@
   }
 
   function wallPage() {
-    return /^\/wall\/?$/.test(window.location.pathname);
+    // The wall and its embeds: always dark here (an embed sets its own theme), and no storage
+    // (a third-party frame may have none).
+    return /^\/(wall|embed)\/?$/.test(window.location.pathname);
   }
 
   function applyTheme() {

@@ -9,7 +9,9 @@
   var LIST = { cases: 6, alarms: 6 }; // as many as the panels hold (data_sources/wall.py)
 
   function isWall() {
-    return window.location.pathname.replace(/\/$/, "") === "/wall";
+    // The wall, and an embed of its panels (layouts/embed.py: the same ids).
+    var path = window.location.pathname.replace(/\/$/, "");
+    return path === "/wall" || path === "/embed";
   }
 
   function listData(id) {

@@ -9,13 +9,15 @@ from dash.development.base_component import Component
 from dash.exceptions import CallbackException
 
 from callbacks.query import parse_query
-from data_sources.access.guard import CallbackPolicies, CallbackPolicy
-from data_sources.access.model import Permission
+from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
+from data_sources.access.model import Forbidden, Permission, Principal
 from layouts import admin as admin_layout
 from layouts import case_page as case_layout
+from layouts import embed as embed_layout
 from layouts import ids
 from layouts import overview as overview_layout
 from layouts import wall as wall_layout
+from layouts.i18n import LANGS
 from layouts.pages import page_of
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     tile_url, tz = services.settings.tile_url, services.settings.timezone
     default_lang = services.settings.default_lang
     # A page's shell holds no data; the admin page's own callbacks need the admin permission.
-    policies.declare(ids.App.PAGE, CallbackPolicy(Permission.READ))
+    policies.declare(ids.App.PAGE, CallbackPolicy(Permission.READ, embed=True))
 
     @app.callback(
         Output(ids.App.PAGE, "children"),
@@ -37,6 +39,11 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         if not isinstance(pathname, str):  # None: the location has not read the browser's URL yet
             return no_update
         page = page_of(pathname)
+        principal = current_access().principal
+        if page == "embed":
+            return embed_page(principal, search, tile_url, default_lang)
+        if principal.kind == "embed":  # a token opens its embed, no other page
+            raise Forbidden("an embed token opens only its embed")
         if page == "wall":
             return wall_layout.page(tile_url, tz)
         if page == "admin":
@@ -45,6 +52,26 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
             return case_layout.page()
         # The laptop view's controls start from the URL's filter (a copied link's view).
         return overview_layout.page(parse_query(search), default_lang)
+
+
+def embed_page(
+    principal: Principal, search: object, tile_url: str | None, default_lang: str
+) -> Component:
+    """The embed's shell for `principal` (an embed token's: its panels, origins and expiry; any
+    other reader sees every panel) and the URL's `?panels=`, `?theme=` and `?lang=`."""
+    query = parse_query(search)
+    lang = query.get("lang", [default_lang])[0]
+    granted = principal.panels if principal.kind == "embed" else None
+    return embed_layout.page(
+        tile_url,
+        shown=embed_layout.shown_panels(query.get("panels", [""])[0], granted),
+        granted=granted,
+        theme=query.get("theme", [""])[0],
+        lang=lang if lang in LANGS else default_lang,
+        origins=principal.origins,
+        expires_at=principal.expires_at,
+        scope=principal.scope,
+    )
 
 
 def unknown_ids(app: Dash) -> list[str]:

@@ -70,6 +70,42 @@ OUTPUTS = {
 #: values and order, trend, channels, workers on duty, the lists). The map's outlines and points
 #: do not change with the window; its colours and labels follow the deltas.
 REFRESHED = ("kpis", "funnel", "categories", "trend", "channels", "ranking", "alarms", "feed")
+#: The outputs of each panel an embed may be granted (data_sources/embed/panels.py `PANELS`);
+#: an embed's render sends nothing of the panels its token does not grant.
+PANEL_OUTPUTS = {
+    "kpis": ("kpis",),
+    "map": (
+        "map_title",
+        "legend",
+        "areas",
+        "labels",
+        "outline",
+        "cameras",
+        "workers",
+        "alarm_points",
+        "viewport",
+    ),
+    "alarms": ("alarms",),
+    "feed": ("feed",),
+    "trend": ("trend",),
+    "channels": ("channels",),
+    "ranking": ("ranking",),
+    "funnel": ("funnel",),
+    "categories": ("categories",),
+}
+
+
+def granted_regions(panels: frozenset[str]) -> frozenset[str]:
+    """The component ids of `panels` (an embed's stream passes their refresh regions only)."""
+    names = {name for panel in panels for name in PANEL_OUTPUTS.get(panel, ())}
+    return frozenset(str(OUTPUTS[name].component_id) for name in names)
+
+
+def granted(drawn: dict[str, Any], panels: frozenset[str]) -> dict[str, Any]:
+    """`drawn` with nothing of the panels not in `panels` (an embed's token's)."""
+    kept = {name for panel in panels for name in PANEL_OUTPUTS.get(panel, ())}
+    withheld = {name for names in PANEL_OUTPUTS.values() for name in names} - kept
+    return drawn | dict.fromkeys(withheld, no_update)
 
 
 def parse_wall_search(search: object, default_lang: Lang) -> tuple[str | None, Lang, str]:
@@ -172,7 +208,7 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     settings = services.settings
     # The guard resolves `?scope=` for the caller before either callback runs (404 / 403 there)
     # and lets only those who may act acknowledge (a refusal is audited).
-    policies.declare(W.TITLE, CallbackPolicy(Permission.READ, scope_from=W.URL))
+    policies.declare(W.TITLE, CallbackPolicy(Permission.READ, scope_from=W.URL, embed=True))
     policies.declare(
         W.ACTION_RESULT,
         CallbackPolicy(Permission.ACT, scope_from=W.URL, action="alarm.acknowledge"),
@@ -293,6 +329,8 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         drawn = compose(figures, lang, fit, parse_rotate(search), actions=actions)
         lineage = from_own_area(figures.overview.lineage, access.principal)
         drawn["breadcrumb"] = layout.breadcrumb(lineage, lang, fit, parse_rotate(search))
+        if access.principal.panels is not None:  # an embed: its granted panels only
+            return granted(drawn, access.principal.panels)
         return drawn
 
     @app.callback(

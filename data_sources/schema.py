@@ -381,3 +381,38 @@ class AuditRow(Base):
     target: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str | None] = mapped_column(Text)
     client: Mapped[str | None] = mapped_column(String(64))
+
+
+# ---------------------------------------------------------------- embeds (data_sources/embed)
+
+
+class EmbedGrantRow(Base):
+    """A portal's right to embed panels of an area (嵌入授权): the tokens it is issued carry its id,
+    and revoking it refuses them all at their next request."""
+
+    __tablename__ = "embed_grants"
+
+    id: Mapped[AutoPk]
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The node whose area (itself and everything under it) its tokens may show.
+    scope_code: Mapped[Code]
+    #: The panels its tokens may show, comma-separated in `embed.panels.PANELS` order ("kpis,map").
+    panels: Mapped[str] = mapped_column(String(128))
+    #: The origins that may frame its embeds, space-separated; empty: the deployment's.
+    origins: Mapped[str] = mapped_column(Text)
+    #: The longest token it may be issued, in seconds.
+    max_ttl_s: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[Ts]
+    revoked_at: Mapped[OptTs]
+
+
+class AppSecretRow(Base):
+    """A secret the deployment made for itself once and every process shares (the embed tokens'
+    signing key when GRIDCC_EMBED_SECRET is unset)."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[Ts]

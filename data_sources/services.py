@@ -30,6 +30,7 @@ from data_sources.bus.sql import SqlBus
 from data_sources.capacity import run_ingest
 from data_sources.db import is_migrated, make_engine, make_sessionmaker
 from data_sources.directory import Directory, empty_directory, load_directory
+from data_sources.embed.identity import EmbedIdentity
 from data_sources.health import unavailable
 from data_sources.hub import Hub, open_count
 from data_sources.ingest import Ingestor
@@ -78,6 +79,8 @@ class Services:
     session_store: SessionStore = field(init=False)
     #: Who a request comes from (sessions, displays, anonymous visitors).
     identity: Identity = field(init=False)
+    #: Who an embed's token stands for (portals' iframes).
+    embed: EmbedIdentity = field(init=False)
     #: The audit log's writer for async code.
     audit: Auditor = field(init=False)
     #: The working days of case time limits (GRIDCC_WORK_CALENDAR and its extra days).
@@ -142,12 +145,21 @@ class Services:
             idle=timedelta(minutes=self.settings.session_idle_minutes),
             anonymous_scope=lambda: self.settings.anonymous_scope,
         )
+        secret = self.settings.embed_secret
+        self.embed = EmbedIdentity(
+            self.sessions,
+            configured_secret=secret.get_secret_value() if secret is not None else None,
+            default_origins=tuple(self.settings.embed_allowed_origins),
+            clock=lambda: self.clock().replace(tzinfo=UTC).timestamp(),
+        )
         self.audit = Auditor(self.sessions, lambda: self.clock())
 
     async def still_allowed(self, principal: Principal) -> bool | None:
         """Whether `principal`'s credential still holds (live streams ask every heartbeat); None
         when the database cannot tell (the stream ends; the page, stale, reconnects)."""
         try:
+            if principal.kind == "embed":
+                return await asyncio.to_thread(lambda: self.embed.alive(principal) is None)
             return await asyncio.to_thread(self.identity.alive, principal)
         except Exception as exc:
             if unavailable(exc) is None:

@@ -10,12 +10,19 @@ import json
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from data_sources.embed.origins import parse_origins
+from data_sources.embed.tokens import TOKEN_DEFAULT_S, TOKEN_MAX_S
 
 #: A list of dates from the environment: comma-separated ISO dates or a JSON list (`NoDecode`:
 #: pydantic-settings would otherwise accept only JSON for a list).
 DateList = Annotated[list[date], NoDecode]
+#: Origins from the environment: separated by spaces or commas (`embed.origins.parse_origins`).
+OriginList = Annotated[tuple[str, ...], NoDecode]
+#: The shortest GRIDCC_EMBED_SECRET taken: 32 characters of `secrets.token_urlsafe` are 192 bits.
+EMBED_SECRET_MIN = 32
 
 
 class Settings(BaseSettings):
@@ -155,6 +162,57 @@ class Settings(BaseSettings):
         gt=0,
         description="/readyz fails while the projector has not completed a step for this long.",
     )
+    embed_secret: SecretStr | None = Field(
+        None,
+        description="Key that signs embed tokens (at least 32 characters, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); every process of a "
+        "deployment must have the same. Unset: a random key made once and kept in the database "
+        "(table app_secrets), which all processes then share. Changing it invalidates every "
+        "token issued.",
+    )
+    embed_allowed_origins: OriginList = Field(
+        default=(),
+        description="Origins (scheme://host[:port], separated by spaces or commas) that may frame "
+        "an embed and talk to it, for grants that name none of their own; unset: only grants' "
+        "own origins.",
+    )
+    embed_token_max_s: int = Field(
+        TOKEN_MAX_S,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="The longest embed token anyone may mint, in seconds (a grant's own maximum "
+        "is at most this).",
+    )
+    embed_token_default_s: int = Field(
+        TOKEN_DEFAULT_S,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="An embed token's lifetime when its request names none, in seconds (at most "
+        "its grant's maximum).",
+    )
+
+    @field_validator("embed_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < EMBED_SECRET_MIN:
+            raise ValueError(
+                f"GRIDCC_EMBED_SECRET has {len(value.get_secret_value())} characters: a signing "
+                f"key needs at least {EMBED_SECRET_MIN} (unset it to have one made)"
+            )
+        return value
+
+    @field_validator("embed_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        """'https://a.example https://b.example:8443' (from the environment) as canonical origins."""
+        if isinstance(value, str) or (
+            isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        ):
+            try:
+                return parse_origins(value)
+            except ValueError as exc:
+                raise ValueError(f"GRIDCC_EMBED_ALLOWED_ORIGINS: {exc}") from None
+        return value
 
     @field_validator("extra_holidays", "extra_workdays", mode="before")
     @classmethod
@@ -171,4 +229,13 @@ class Settings(BaseSettings):
         if both := set(self.extra_holidays) & set(self.extra_workdays):
             days = ", ".join(d.isoformat() for d in sorted(both))
             raise ValueError(f"both an extra holiday and an extra working day: {days}")
+        return self
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Settings:
+        if self.embed_token_default_s > self.embed_token_max_s:
+            raise ValueError(
+                f"GRIDCC_EMBED_TOKEN_DEFAULT_S ({self.embed_token_default_s}) is over "
+                f"GRIDCC_EMBED_TOKEN_MAX_S ({self.embed_token_max_s})"
+            )
         return self

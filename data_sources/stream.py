@@ -61,6 +61,7 @@ def live_router(
     reconnect_max_s: float = 5.0,
     retry_ms: int = 1_000,
     alive: Alive = _always,
+    embed_regions: Callable[[frozenset[str]], frozenset[str]] = lambda _panels: frozenset(),
 ) -> APIRouter:
     router = APIRouter(tags=["live"])
 
@@ -96,18 +97,69 @@ def live_router(
         async def still_allowed() -> bool | None:
             return await alive(principal)
 
+        def why_not() -> str:
+            """Why a credential no longer holds, for the page ("denied" event)."""
+            if principal.kind != "embed":
+                return "signed_out"
+            expired = principal.expires_at is None or time.time() >= principal.expires_at
+            return "expired" if expired else "revoked"
+
         # Those who may act get the wall's refreshes with the ticker's buttons.
         watched = f"{view}-act" if view == "wall" and principal.may(Permission.ACT) else view
 
         return StreamingResponse(
             _events(
-                hub(), area.id, resume, hello, heartbeat_s, retry_ms, watched, lang, still_allowed
+                hub(),
+                area.id,
+                resume,
+                hello,
+                heartbeat_s,
+                retry_ms,
+                watched,
+                lang,
+                still_allowed,
+                why_not,
+                principal.expires_at,
+                None
+                if principal.panels is None
+                else EmbedView(principal.panels, embed_regions(principal.panels)),
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"},
         )
 
     return router
+
+
+#: The delta fields that only some panels use: an embed's stream carries them only when its
+#: token grants one of those panels (the case feed's titles, alarms' places, workers' fixes).
+DELTA_PANELS = {"feed": ("feed",), "alarm_feed": ("alarms", "map"), "workers": ("map",)}
+
+
+class EmbedView:
+    """What of a stream an embed's token lets through: the delta fields and the refresh regions
+    (component ids, `regions`) of its granted panels."""
+
+    def __init__(self, panels: frozenset[str], regions: frozenset[str]) -> None:
+        self.withheld = [f for f, users in DELTA_PANELS.items() if not panels.intersection(users)]
+        self.regions = regions
+
+    def delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        return delta | dict.fromkeys(self.withheld, []) if self.withheld else delta
+
+    def refresh(self, event: bytes | str) -> str | None:
+        """The `refresh` event (as the hub encoded it once for every page) with the granted
+        regions only; None when it has none."""
+        text = event.decode() if isinstance(event, bytes) else event
+        data = "".join(
+            line.removeprefix("data: ") for line in text.splitlines() if line.startswith("data: ")
+        )
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return None
+        regions = {k: v for k, v in body.get("regions", {}).items() if k in self.regions}
+        return sse("refresh", body | {"regions": regions}) if regions else None
 
 
 def _now_ms() -> int:
@@ -124,6 +176,9 @@ async def _events(
     view: str | None = None,
     lang: str = "zh",
     allowed: Callable[[], Awaitable[bool | None]] | None = None,
+    why_not: Callable[[], str] = lambda: "signed_out",
+    expires_at: float | None = None,
+    embed: EmbedView | None = None,
 ) -> AsyncIterator[str | bytes]:
     # Subscribe before taking the snapshot: a change in between is then delivered as well
     # (deltas carry absolute figures, so seeing it twice is harmless).
@@ -136,13 +191,18 @@ async def _events(
             yield sse("snapshot", snapshot, hub.event_id(hub.last_id))
         else:
             for missed in backlog:
-                yield sse("delta", missed, hub.event_id(missed["id"]))
+                shown = missed if embed is None else embed.delta(missed)
+                yield sse("delta", shown, hub.event_id(missed["id"]))
             # The hello, and a current `at`: the backlog's own stamps are old by design.
             yield sse("ping", {**hello, "pipeline": hub.pipeline, "at": _now_ms()})
         # The credential is checked once a heartbeat, busy or quiet; a ping goes out when
         # nothing else did for a heartbeat.
         loop = asyncio.get_running_loop()
         next_check = next_ping = loop.time() + heartbeat_s
+        # A credential with an end (an embed's token) is checked at that end too, to the moment.
+        end = None if expires_at is None else loop.time() + max(0.0, expires_at - time.time())
+        if end is not None:
+            next_check = min(next_check, end)
         delta: dict[str, Any] | None
         while True:
             try:
@@ -153,9 +213,11 @@ async def _events(
             now = loop.time()
             if now >= next_check:
                 next_check = now + heartbeat_s
+                if end is not None and end > now:
+                    next_check = min(next_check, end)
                 verdict = await allowed() if allowed is not None else True
                 if verdict is False:
-                    yield sse("denied", {"reason": "signed_out", "at": _now_ms()})
+                    yield sse("denied", {"reason": why_not(), "at": _now_ms()})
                     return
                 if verdict is None:  # cannot tell (the database is down): end, the page retries
                     return
@@ -168,11 +230,15 @@ async def _events(
             if delta.get("cut"):
                 return
             if "refresh" in delta:  # the whole event, encoded once for all the scope's pages
-                yield delta["refresh"]
+                if embed is None:
+                    yield delta["refresh"]
+                elif (granted := embed.refresh(delta["refresh"])) is not None:
+                    yield granted
                 continue
             if "status" in delta:  # the pipeline's new state, encoded once for every page
                 yield delta["status"]
                 continue
-            yield sse("delta", delta, hub.event_id(delta["id"]))
+            shown = delta if embed is None else embed.delta(delta)
+            yield sse("delta", shown, hub.event_id(delta["id"]))
     finally:
         hub.unsubscribe(sub)

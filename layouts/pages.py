@@ -1,5 +1,5 @@
 """The shell of every page: its HTML, one location and the page the URL's path asks for (`/`,
-`/wall`, `/case` or `/admin`)."""
+`/wall`, `/case`, `/admin` or `/embed`)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ WALL_PATHS = ("/wall", "/wall/")
 ADMIN_PATHS = ("/admin", "/admin/")
 #: Paths of a case's page (`/case?id=…`: its lifecycle, place, alarm and supervision).
 CASE_PATHS = ("/case", "/case/")
+#: Paths of an embed (`/embed?token=…`: some of the wall's panels in another site's iframe).
+EMBED_PATHS = ("/embed", "/embed/")
 
 
 def shell() -> Component:
@@ -49,9 +51,11 @@ def shell() -> Component:
 
 
 def page_of(pathname: str) -> str:
-    """Which page a path shows: "wall", "admin", "case" or "overview"."""
+    """Which page a path shows: "wall", "embed", "admin", "case" or "overview"."""
     if pathname in WALL_PATHS:
         return "wall"
+    if pathname in EMBED_PATHS:
+        return "embed"
     if pathname in CASE_PATHS:
         return "case"
     return "admin" if pathname in ADMIN_PATHS else "overview"

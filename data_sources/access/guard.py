@@ -11,6 +11,12 @@ cookie, a display's cookie, or an anonymous visitor where the deployment allows 
   names its scope) — a callback without one is refused, so a new callback cannot be forgotten;
   a refused action is audited;
 - **the live stream**: 401 without a principal (the route resolves its scope);
+- **embeds** (`embed_pages`, their callbacks and stream): the signed token is the only credential
+  (`?token=` on the page, the `X-Gridcc-Embed` header on callbacks, `&embed=` on the stream; no
+  cookie is read: a portal's iframe gets none). It opens only the embed page, the callbacks
+  declared `embed=True` and its scope's stream; a token that does not hold is a neutral "link
+  expired" page or a 401 JSON, never a login page. The page's `frame-ancestors` are the grant's
+  origins (`embed_csp`);
 - **read routes** (`read_prefixes`: the case API and the exports): GET and HEAD only (405);
   refused cross-site (`Sec-Fetch-Site`, `Origin`: 403 JSON; a link of the app's own pages is
   same-origin, a typed URL none); a request with an `X-API-Key` goes on to the route, which
@@ -33,7 +39,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs, quote, urlencode
 
 from dash._utils import split_callback_id
@@ -52,6 +58,7 @@ from data_sources.access.identity import (
 )
 from data_sources.access.model import (
     AccessError,
+    EmbedRefused,
     Forbidden,
     Permission,
     Principal,
@@ -60,6 +67,7 @@ from data_sources.access.model import (
 from data_sources.access.model import Scope as Area
 from data_sources.access.pages import (
     display_disabled_page,
+    embed_refused_page,
     forbidden_page,
     no_such_area_page,
     unavailable_page,
@@ -111,6 +119,8 @@ class CallbackPolicy:
     scope_from: str | None = None
     #: The audit name of an acting callback: refusals are audited under it.
     action: str | None = None
+    #: Whether an embed (a portal's iframe, by its token) may call it: the embed page's own.
+    embed: bool = False
 
 
 class CallbackPolicies:
@@ -200,7 +210,19 @@ Audit = Callable[..., Awaitable[None]]
 #: A client's refusals of one kind (who, what) are audited once in this many seconds.
 REFUSAL_AUDIT_S = 60.0
 REFUSALS_KEPT = 10_000
-RequestKind = Literal["page", "admin_page", "callback", "stream", "read", "open"]
+RequestKind = Literal["page", "admin_page", "embed_page", "callback", "stream", "read", "open"]
+#: Where an embed's token travels (a header on callbacks; in the URL where no header can be set).
+EMBED_HEADER = "x-gridcc-embed"
+EMBED_PAGE_PARAM = "token"
+EMBED_STREAM_PARAM = "embed"
+
+
+class EmbedCredentials(Protocol):
+    def resolve(self, token: str) -> Principal:
+        """The principal of an embed token (blocking SQL); raises EmbedRefused."""
+        ...
+
+
 #: The methods of a read route: nothing there changes anything (so no CSRF token is asked).
 READ_METHODS = frozenset({"GET", "HEAD"})
 
@@ -218,6 +240,9 @@ class AccessGuard:
         pages: Collection[str],
         admin_pages: Collection[str] = (),
         read_prefixes: Collection[str] = (),
+        embed_pages: Collection[str] = (),
+        embed: EmbedCredentials | None = None,
+        embed_csp: Callable[[tuple[str, ...]], str] | None = None,
         audit: Audit | None = None,
         login_path: str = "/login",
         stream_path: str = "/live/stream",
@@ -231,6 +256,9 @@ class AccessGuard:
         self.admin_pages = frozenset(admin_pages)
         # "/api/v1/cases" covers itself and what lies under it, not "/api/v1/cases-old".
         self.read_prefixes = tuple(p.rstrip("/") for p in read_prefixes)
+        self.embed_pages = frozenset(embed_pages)
+        self.embed = embed
+        self.embed_csp = embed_csp
         self.audit = audit
         self.login_path = login_path
         self.stream_path = stream_path
@@ -242,6 +270,8 @@ class AccessGuard:
             return "admin_page"
         if path in self.pages:
             return "page"
+        if path in self.embed_pages:
+            return "embed_page"
         if path == self.callback_path:
             return "callback"
         if path == self.stream_path:
@@ -274,6 +304,10 @@ class AccessGuard:
                 kind = "open"
         if kind == "open":
             await self.app(scope, receive, send)
+            return
+        token = self._embed_token(kind, scope, headers)
+        if token is not None or kind == "embed_page":
+            await self._as_embed(kind, token or "", scope, headers, receive, send)
             return
         cookies = cookie_parser(headers.get("cookie", ""))
         try:
@@ -376,6 +410,108 @@ class AccessGuard:
                 )
             raise
         return Access(principal, area, client)
+
+    # ------------------------------------------------------------ embeds
+
+    def _embed_token(self, kind: RequestKind, scope: Scope, headers: Headers) -> str | None:
+        """The embed token a request carries where an embed's would be; None: not an embed's."""
+        if kind == "callback":
+            return headers.get(EMBED_HEADER)
+        if kind in ("embed_page", "stream"):
+            name = EMBED_PAGE_PARAM if kind == "embed_page" else EMBED_STREAM_PARAM
+            values = parse_qs(_query(scope)).get(name)
+            return values[0] if values else None
+        return None
+
+    async def _as_embed(
+        self,
+        kind: RequestKind,
+        token: str,
+        scope: Scope,
+        headers: Headers,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Serve an embed's request on its token alone (no cookie is read)."""
+        client = scope["client"][0] if scope.get("client") else None
+        try:
+            if self.embed is None or not token:
+                raise EmbedRefused("malformed" if self.embed is not None else "disabled")
+            try:
+                principal = await asyncio.to_thread(self.embed.resolve, token)
+            except EmbedRefused:
+                raise
+            except Exception as exc:  # the database is down
+                if unavailable(exc) is None:
+                    raise
+                await unavailable_page(kind == "embed_page")(scope, receive, send)
+                return
+            if kind == "callback":
+                access = self._embed_callback(scope, headers, principal, client)
+            elif kind == "stream":  # the route resolves its scope within the token's
+                access = Access(principal, None, client)
+            else:
+                code = scope_param(_query(scope))
+                try:
+                    area = resolve_scope(self.directory(), code, principal)
+                except NoHierarchy:
+                    area = None
+                access = Access(principal, area, client)
+        except AccessError as exc:
+            if kind == "embed_page":
+                reason = exc.reason if isinstance(exc, EmbedRefused) else "scope"
+                await embed_refused_page(reason, exc.status_code)(scope, receive, send)
+            else:
+                await JSONResponse(
+                    {"detail": f"embed refused: {exc.reason}", "reason": exc.reason},
+                    exc.status_code,
+                )(scope, receive, send)
+            return
+        reset = set_access(access)
+        try:
+            if kind == "embed_page":
+                send = self._framed_by(send, principal.origins)
+            await self.app(scope, receive, send)
+        finally:
+            _ACCESS.reset(reset)
+
+    def _embed_callback(
+        self, scope: Scope, headers: Headers, principal: Principal, client: str | None
+    ) -> Access:
+        body = scope.get(DASH_BODY)
+        output = body.get("output") if isinstance(body, dict) else None
+        policy = self.policies.of(output) if isinstance(output, str) else None
+        if policy is None or not isinstance(body, dict) or not policy.embed:
+            raise Forbidden("an embed may not call this")
+        # The token travels in a header no other site's page can make a browser send (it would
+        # need CORS), so no CSRF token is asked; still, only the embed page itself may call.
+        if (reason := cross_site(headers, scope.get("scheme", "http"))) is not None:
+            raise Forbidden(reason)
+        if not principal.may(policy.permission):
+            raise Forbidden(f"an embed may not {policy.permission.value}")
+        area = None
+        if policy.scope_from is not None:
+            code = scope_param(_search_of(body, policy.scope_from) or "")
+            try:
+                area = resolve_scope(self.directory(), code, principal)
+            except NoHierarchy:
+                area = None
+        return Access(principal, area, client)
+
+    def _framed_by(self, send: Send, origins: tuple[str, ...]) -> Send:
+        """The embed page may be framed by its grant's origins (and by no other), and is never
+        kept by a cache (its URL holds the token)."""
+        csp = self.embed_csp(origins) if self.embed_csp is not None else None
+
+        async def framed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                if csp is not None:
+                    out["Content-Security-Policy"] = csp
+                out["Cache-Control"] = "no-store"
+            await send(message)
+
+        return framed
 
     def _worth_auditing(self, key: tuple[Any, ...]) -> bool:
         """Whether a refusal is audited: the first of a client's refusals of the same kind in

@@ -1,6 +1,7 @@
 """Security headers on every response: no sniffing, no referrer leaving the site, and a
 Content-Security-Policy that lets only this server's own scripts run and only its own pages
-frame it (`frame-ancestors 'self'`; embeds get a policy of their own in a later issue).
+frame it (`frame-ancestors 'self'`); an embed page sets its own (its grant's origins), and a
+response with a CSP of its own gets no `X-Frame-Options` either.
 
 Dash's pages run one inline script (`new DashRenderer(...)`): it is allowed by its hash
 (`Dash.csp_hashes`), not by `'unsafe-inline'`. Styles keep `'unsafe-inline'`: Plotly and
@@ -78,10 +79,12 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                # A response with a CSP of its own says who may frame it (an embed's portals).
+                own = "content-security-policy" in headers
                 for name, value in FIXED_HEADERS.items():
-                    if name not in headers:
+                    if name not in headers and not (own and name == "X-Frame-Options"):
                         headers[name] = value
-                if "content-security-policy" not in headers:
+                if not own:
                     headers["Content-Security-Policy"] = self.csp
             await send(message)
 

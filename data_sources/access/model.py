@@ -134,6 +134,14 @@ class Forbidden(AccessError):
         super().__init__(403, reason)
 
 
+class EmbedRefused(AccessError):
+    """An embed token that does not hold: `reason` is "expired", "revoked", "tampered" or
+    "malformed" (the embed shows a neutral "link expired" panel, never a login page)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(401, reason)
+
+
 class NoSuchArea(AccessError):
     def __init__(self, code: str) -> None:
         super().__init__(404, "no such area")

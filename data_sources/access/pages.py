@@ -81,3 +81,29 @@ def display_disabled_page() -> HTMLResponse:
         "Display disabled",
         ["请联系系统管理员。", "Please contact the administrator."],
     )
+
+
+#: The neutral page may be framed anywhere: it holds no data and nothing to click, and the
+#: portal that framed an expired link must show it, not the browser's "refused to connect".
+EMBED_REFUSED_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors *"
+)
+
+
+def embed_refused_page(reason: str, status: int) -> HTMLResponse:
+    """What an embed shows when its token does not hold (expired, revoked, tampered, another
+    scope's): "link expired", never a login page; `reason` is in a data attribute only."""
+    response = _page(
+        status,
+        "链接已过期",
+        "Link expired",
+        ["请刷新门户页面。", "Reload the portal page."],
+    )
+    body = bytes(response.body).replace(
+        b"<main>",
+        f'<main class="gridcc-embed-refused" data-reason="{html.escape(reason)}">'.encode(),
+    )
+    refused = HTMLResponse(body, status, headers={"Cache-Control": "no-store"})
+    refused.headers["Content-Security-Policy"] = EMBED_REFUSED_CSP
+    return refused
