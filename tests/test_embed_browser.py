@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -42,6 +43,19 @@ pytestmark = pytest.mark.browser
 STREET = "530103004"
 OTHER_STREET = "530103001"
 SECRET = "embed-browser-test-secret-of-32-characters-or-more"
+ALL_PANELS = (
+    "kpis",
+    "map",
+    "alarms",
+    "feed",
+    "trend",
+    "channels",
+    "ranking",
+    "funnel",
+    "categories",
+)
+#: Grant ids by name, once the city is made ("all": every panel of the street).
+GRANTS: dict[str, int] = {}
 
 
 # ---------------------------------------------------------------- the portal, another site
@@ -137,8 +151,20 @@ def city(
             now=datetime.now(UTC).replace(tzinfo=None),
             limits=TokenLimits(),
         )
+        every = grants.add_grant(
+            session=session,
+            name="all-panels",
+            scope_code=STREET,
+            panels=",".join(ALL_PANELS),
+            origins=[portals[1]],
+            max_ttl_s=3600,
+            created_by="tests",
+            now=datetime.now(UTC).replace(tzinfo=None),
+            limits=TokenLimits(),
+        )
         secret = grants.signing_secret(session=session, configured=SECRET)
     engine.dispose()
+    GRANTS["all"] = every.id
     yield url, grant.id, secret
 
 
@@ -159,11 +185,17 @@ def token(
     ttl_s: float = 600,
     panels: tuple[str, ...] = ("kpis",),
     scope: str = STREET,
+    grant: int | None = None,
 ) -> str:
     now = int(time.time())
     exp = int(now + ttl_s)
     claims = EmbedClaims(
-        grant=city[1], scope=scope, panels=panels, lang="zh", exp=exp, iat=min(now, exp - 1)
+        grant=city[1] if grant is None else grant,
+        scope=scope,
+        panels=panels,
+        lang="zh",
+        exp=exp,
+        iat=min(now, exp - 1),
     )
     return mint(city[2], claims)
 
@@ -410,3 +442,90 @@ def test_a_portal_on_an_origin_not_allowed_cannot_frame_an_embed(
     )
     assert heard(page, "stolen", "gridcc:ready") == []
     page.close()
+
+
+# ---------------------------------------------------------------- 4. legible in small frames
+
+#: What a panel must not do in its frame: an element outside the frame or its panel, text under
+#: 12 px, text cut by its box, a panel or list whose content spills (scrollable) out of it.
+LEGIBLE = """() => {
+  const out = [];
+  const W = innerWidth, H = innerHeight;
+  const root = document.querySelector('.embed-root');
+  if (!root) return ['no embed root'];
+  const name = el => (typeof el.className === 'string' && el.className) || el.tagName;
+  for (const el of root.querySelectorAll('.embed-panel:not([hidden]) *')) {
+    if (el.closest('.leaflet-pane')) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || st.display === 'none') continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if (r.left < -1 || r.top < -1 || r.right > W + 1 || r.bottom > H + 1) {
+      out.push('outside the frame: ' + name(el));
+    }
+    const text = Array.from(el.childNodes).some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!text) continue;
+    if (parseFloat(st.fontSize) < 12) out.push('under 12 px: ' + name(el) + ' ' + st.fontSize);
+    if (el.scrollWidth > el.clientWidth + 1 && st.overflow !== 'visible') {
+      out.push('cut: ' + name(el) + ' ' + el.textContent.slice(0, 20));
+    }
+    const p = el.closest('.embed-panel').getBoundingClientRect();
+    if (r.right > p.right + 1 || r.bottom > p.bottom + 1 || r.left < p.left - 1 || r.top < p.top - 1) {
+      out.push('outside its panel: ' + name(el) + ' ' + el.textContent.slice(0, 20));
+    }
+  }
+  const boxes = '.embed-panel:not([hidden]), .embed-panel:not([hidden]) .wall-list, ' +
+    '.embed-panel:not([hidden]) .wall-kpi';
+  for (const el of root.querySelectorAll(boxes)) {
+    if (el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1) {
+      out.push('spills: ' + name(el) + ' ' + el.scrollWidth + 'x' + el.scrollHeight +
+        ' in ' + el.clientWidth + 'x' + el.clientHeight);
+    }
+  }
+  return out;
+}"""
+ALL_PANELS = (
+    "kpis",
+    "map",
+    "alarms",
+    "feed",
+    "trend",
+    "channels",
+    "ranking",
+    "funnel",
+    "categories",
+)
+
+
+def test_each_panel_alone_is_legible_in_frames_of_three_sizes(
+    server: str,
+    city: tuple[str, int, bytes],
+    portals: tuple[Any, str, Any, str],
+    browser: Browser,
+    artifacts: Path,
+) -> None:
+    handler, portal_url, _, _ = portals
+    everything = token(city, panels=ALL_PANELS, grant=GRANTS["all"])
+    problems: dict[str, list[str]] = {}
+    context = browser.new_context(viewport={"width": 1400, "height": 800})
+    watch = PageWatch()
+    page = watch.attach(context.new_page())
+    for width, height in ((480, 270), (800, 450), (1280, 720)):
+        for panel in ALL_PANELS:
+            handler.pages["/one"] = portal_page(
+                server, {"one": f"/embed?token={everything}&panels={panel}"}, (width, height)
+            )
+            page.goto(f"{portal_url}/one", wait_until="load")
+            frame = frame_of(page, "one")
+            frame.wait_for_function(
+                "() => document.documentElement.getAttribute('data-wall-state') === 'live'",
+                timeout=20_000,
+            )
+            frame.wait_for_timeout(600)  # the panel's own layout pass after its data
+            found = frame.evaluate(LEGIBLE)
+            if found:
+                problems[f"{panel} {width}x{height}"] = found[:5]
+                page.screenshot(path=str(artifacts / f"embed-{panel}-{width}x{height}.png"))
+    assert watch.errors == [], watch.errors
+    context.close()
+    assert problems == {}
