@@ -529,3 +529,62 @@ def test_each_panel_alone_is_legible_in_frames_of_three_sizes(
     assert watch.errors == [], watch.errors
     context.close()
     assert problems == {}
+
+
+# ---------------------------------------------------------------- host messaging
+
+
+def test_the_portal_sets_scope_and_language_and_hears_height_drill_and_state(
+    server: str, city: tuple[str, int, bytes], portals: tuple[Any, str, Any, str], browser: Browser
+) -> None:
+    handler, portal_url, _, _ = portals
+    every = token(city, panels=ALL_PANELS, grant=GRANTS["all"])
+    handler.pages["/talk"] = portal_page(
+        server, {"talk": f"/embed?token={every}&panels=kpis,ranking"}, (1280, 720)
+    )
+    watch = PageWatch()
+    page = watch.attach(browser.new_page(viewport={"width": 1400, "height": 800}))
+    page.goto(f"{portal_url}/talk", wait_until="load")
+    frame = frame_of(page, "talk")
+    frame.wait_for_function(
+        "() => document.documentElement.getAttribute('data-wall-state') === 'live'",
+        timeout=20_000,
+    )
+    page.wait_for_function("() => window.heard.some(m => m.data.type === 'gridcc:height')")
+    assert heard(page, "talk", "gridcc:height")[-1]["height"] > 0
+    assert {"type": "gridcc:state", "state": "live"} in [
+        {k: m[k] for k in ("type", "state")} for m in heard(page, "talk", "gridcc:state")
+    ]
+    grid = frame.locator(".wall-kpi-grid:not(.embed-scope-marker)")
+    expect(grid).to_have_attribute("data-scope", STREET)
+
+    def tell(message: dict[str, str]) -> None:
+        page.evaluate(
+            "([m, to]) => document.getElementById('talk').contentWindow.postMessage(m, to)",
+            [message, server],
+        )
+
+    # The language, without a reload.
+    frame.evaluate("window.portalCounter = 7")
+    tell({"type": "gridcc:set", "lang": "en"})
+    expect(grid).to_contain_text("Open", timeout=10_000)
+    # A community of the street (within the token's scope), then another street (refused).
+    community = f"{STREET}001"
+    tell({"type": "gridcc:set", "scope": community})
+    expect(grid).to_have_attribute("data-scope", community, timeout=10_000)
+    tell({"type": "gridcc:set", "scope": OTHER_STREET})
+    page.wait_for_function("() => window.heard.some(m => m.data.type === 'gridcc:error')")
+    assert heard(page, "talk", "gridcc:error")[-1]["scope"] == OTHER_STREET
+    expect(grid).to_have_attribute("data-scope", community)
+    # A drill in the frame is told to the portal.
+    tell({"type": "gridcc:set", "scope": STREET})
+    expect(grid).to_have_attribute("data-scope", STREET, timeout=10_000)
+    row = frame.locator("[id^='wall-rank-']").first
+    expect(row).to_be_visible(timeout=10_000)
+    row.click()
+    page.wait_for_function("() => window.heard.some(m => m.data.type === 'gridcc:drill')")
+    drilled = heard(page, "talk", "gridcc:drill")[-1]["scope"]
+    assert drilled.startswith(STREET) and drilled != STREET
+    expect(grid).to_have_attribute("data-scope", drilled, timeout=10_000)
+    assert frame.evaluate("window.portalCounter") == 7  # never reloaded
+    page.close()
