@@ -625,7 +625,7 @@ def embed_grant_add(
             raise _refused(f"{getattr(exc, 'field', 'grant')}: {exc}") from None
         _audit(
             session,
-            "embed.grant.add",
+            "embed.add",
             name,
             scope=scope,
             panels=list(grant.panels),
@@ -669,7 +669,7 @@ def embed_grant_revoke(
     with _admin_session(database_url) as session:
         if not embed_grants.revoke_grant(session=session, name=name, now=utc_now()):
             raise _refused(f"no valid embed grant called {name!r}")
-        _audit(session, "embed.grant.revoke", name)
+        _audit(session, "embed.revoke", name)
     typer.echo(f"embed grant {name!r} revoked")
 
 

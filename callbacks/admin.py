@@ -24,10 +24,12 @@ from data_sources.access.admin import (
     By,
     Done,
     add_display,
+    add_embed_grant,
     add_key,
     add_user,
     audit_page,
     revoke_display,
+    revoke_embed_grant,
     revoke_key,
     set_disabled,
     set_password,
@@ -36,6 +38,10 @@ from data_sources.access.audit import AuditEntry
 from data_sources.access.guard import CallbackPolicies, CallbackPolicy, current_access
 from data_sources.access.model import Forbidden, Permission
 from data_sources.access.passwords import generate_password
+from data_sources.embed import grants as embed_grants
+from data_sources.embed.grants import GRANT_MIN_TTL_S
+from data_sources.embed.tokens import TokenLimits
+from data_sources.store import node_by_code
 from layouts import admin as layout
 from layouts import ids
 from layouts.i18n import LANGS, Lang, t
@@ -74,6 +80,26 @@ def _clicked_row() -> int:
     if not clicked or not isinstance(index, int) or isinstance(index, bool):
         raise PreventUpdate
     return index
+
+
+def _panels(value: object) -> list[str]:
+    """The panels ticked (a forged body may send anything: what is no string is dropped)."""
+    return [p for p in value if isinstance(p, str)] if isinstance(value, list) else []
+
+
+def _seconds(value: object, empty: int) -> int | None:
+    """A number field's whole number (an int, an integral float, ASCII digits), `empty` when it
+    is empty, else None."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return empty
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
 
 
 # ---------------------------------------------------------------- callbacks
@@ -147,6 +173,21 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     def keys_table(session: Session, lang: Lang) -> Component:
         return layout.keys_table(keys.list_keys(session=session), lang, services.tz)
 
+    def embeds_of(session: Session, lang: Lang) -> layout.Embeds:
+        made = embed_grants.list_grants(session=session)
+        nodes = {
+            code: node_by_code(session=session, code=code) for code in {g.scope_code for g in made}
+        }
+        return layout.Embeds(
+            made,
+            {code: node.name(lang) for code, node in nodes.items() if node is not None},
+            tuple(services.settings.embed_allowed_origins),
+            services.settings.embed_token_max_s,
+        )
+
+    def embeds_table(session: Session, lang: Lang) -> Component:
+        return layout.embeds_table(embeds_of(session, lang), lang, services.tz)
+
     def keys_changed() -> None:
         """The in-memory key ring (when the app has one) sees the change at once."""
         ring = getattr(services, "keys", None)
@@ -177,6 +218,7 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
                 keys=keys.list_keys(session=session),
                 audit=entries,
                 more=more,
+                embeds=embeds_of(session, lang),
             )
 
         try:
@@ -425,6 +467,68 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         keys_table,
         "admin_key_revoked",
         after=keys_changed,
+    )
+
+    # ---- embed grants
+    declare(A.EMBED_ADD_RESULT, "embed.add")
+
+    @app.callback(
+        Output(A.EMBED_ADD_RESULT, "children"),
+        Output(A.EMBEDS, "children", allow_duplicate=True),
+        Input(A.EMBED_ADD, "n_clicks"),
+        State(A.EMBED_NAME, "value"),
+        State(A.EMBED_SCOPE, "value"),
+        State(A.EMBED_PANELS, "value"),
+        State(A.EMBED_ORIGINS, "value"),
+        State(A.EMBED_MAX_TTL, "value"),
+        State(A.URL, "search"),
+        prevent_initial_call=True,
+    )
+    async def embed_add(
+        _add: object,
+        name: object,
+        scope: object,
+        panels: object,
+        origins: object,
+        longest: object,
+        search: object,
+    ) -> tuple[Any, ...]:
+        lang = _lang(search, default_lang)
+        chosen = _panels(panels)
+        required = {"admin_embed_name": name, "admin_scope": scope}
+        if (note := missing(lang, **required, admin_embed_panels=",".join(chosen))) is not None:
+            return note, no_update
+        settings = services.settings
+        limits = TokenLimits(settings.embed_token_default_s, settings.embed_token_max_s)
+        # Empty: the deployment's longest, as `gridcc embed grant add` without --max-ttl.
+        if (max_ttl_s := _seconds(longest, limits.max_s)) is None:
+            text = t("admin_embed_bad_ttl", lang, low=GRANT_MIN_TTL_S, high=limits.max_s)
+            return layout.result(text, ok=False), no_update
+        note, table = await act(
+            lang,
+            lambda by: add_embed_grant(
+                by,
+                name=_text(name),
+                scope_code=_text(scope),
+                panels=chosen,
+                origins=_text(origins),
+                max_ttl_s=max_ttl_s,
+                limits=limits,
+            ),
+            lambda session: embeds_table(session, lang),
+            "admin_embed_added",
+        )
+        return note, no_update if table is None else table
+
+    row_action(
+        A.EMBED_REVOKE,
+        "submit_n_clicks",
+        A.EMBED_REVOKE_RESULT,
+        A.EMBEDS,
+        "embed.revoke",
+        lambda by, i: revoke_embed_grant(by, grant_id=i),
+        embeds_table,
+        "admin_embed_revoked",
     )
 
     # ---- the audit log

@@ -1,4 +1,5 @@
-"""The administration page `/admin` (系统管理): users, displays, API keys and the audit log.
+"""The administration page `/admin` (系统管理): users, displays, API keys, embed grants and the
+audit log.
 
 Pure functions of the store's lists, which hold no password hash, token or key; a secret just made
 is shown once, in the result of the action that made it, never in a table.
@@ -7,7 +8,8 @@ is shown once, in the result of the action that made it, never in a table.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +25,9 @@ from data_sources.access.audit import AuditEntry
 from data_sources.access.displays import DisplayInfo
 from data_sources.access.keys import KeyInfo, KeyRole
 from data_sources.access.model import Role
+from data_sources.embed.grants import GrantInfo
+from data_sources.embed.panels import PANELS
+from data_sources.embed.tokens import TOKEN_MAX_S
 from layouts import ids
 from layouts.i18n import Lang, t
 
@@ -76,6 +81,18 @@ def page(body: Component | None = None) -> Component:
     return html.Div(children, className="gridcc-admin")
 
 
+@dataclass(frozen=True, slots=True)
+class Embeds:
+    """What the embeds tab shows: the grants, their areas' names in the page's language (by
+    code; an area gone is shown by its code), the origins that frame a grant naming none
+    (GRIDCC_EMBED_ALLOWED_ORIGINS) and the deployment's longest token (GRIDCC_EMBED_TOKEN_MAX_S)."""
+
+    grants: Sequence[GrantInfo] = ()
+    areas: Mapping[str, str] = field(default_factory=dict)
+    default_origins: tuple[str, ...] = ()
+    max_ttl_s: int = TOKEN_MAX_S
+
+
 def content(
     lang: Lang,
     tz: ZoneInfo,
@@ -85,6 +102,7 @@ def content(
     keys: Sequence[KeyInfo],
     audit: Sequence[AuditEntry],
     more: bool = False,
+    embeds: Embeds | None = None,
 ) -> Component:
     """The page body, a tab per kind of thing an administrator manages; `more`: the audit log
     has lines older than `audit`."""
@@ -92,6 +110,7 @@ def content(
         ("users", users_panel(users, lang, tz)),
         ("displays", displays_panel(displays, lang, tz)),
         ("keys", keys_panel(keys, lang, tz)),
+        ("embeds", embeds_panel(embeds or Embeds(), lang, tz)),
         ("audit", audit_panel(audit, more, lang, tz)),
     )
     tab_list = [
@@ -329,6 +348,76 @@ def keys_panel(keys: Sequence[KeyInfo], lang: Lang, tz: ZoneInfo) -> Component:
             html.Div(id=Admin.KEY_REVOKE_RESULT),
             html.Div(keys_table(keys, lang, tz), id=Admin.KEYS),
             dbc.Row(dbc.Col(add, xl=6)),
+        ]
+    )
+
+
+# ---------------------------------------------------------------- embed grants 嵌入授权
+
+
+def grant_origins(grant: GrantInfo, default: tuple[str, ...], lang: Lang) -> str:
+    """The origins that may frame a grant's embeds: its own, else the deployment's, said so."""
+    if grant.origins:
+        return " ".join(grant.origins)
+    if default:
+        return t("admin_embed_origins_default", lang, origins=" ".join(default))
+    return t("admin_embed_origins_unset", lang)
+
+
+def embeds_table(embeds: Embeds, lang: Lang, tz: ZoneInfo) -> Component:
+    rows = []
+    for g in embeds.grants:
+        message = t("admin_confirm_revoke_embed", lang, name=g.name)
+        revoke = t("admin_revoke", lang)
+        action = _confirmed(Admin.EMBED_REVOKE, g.id, revoke, message) if not g.revoked else ""
+        name = embeds.areas.get(g.scope_code)
+        area = f"{g.scope_code} {name}" if name and name != g.scope_code else g.scope_code
+        cells = [
+            *(g.name, area, ", ".join(g.panels), grant_origins(g, embeds.default_origins, lang)),
+            t("admin_embed_seconds", lang, n=g.max_ttl_s),
+            *(g.created_by, local_time(g.created_at, tz), local_time(g.revoked_at, tz)),
+        ]
+        rows.append((cells, action))
+    columns = ("admin_embed_name", "admin_area", "admin_embed_panels", "admin_embed_origins")
+    more = ("admin_embed_max_ttl", "admin_created_by", "admin_created", "admin_revoked")
+    return _rows_table([*columns, *more], rows, lang)
+
+
+def embeds_panel(embeds: Embeds, lang: Lang, tz: ZoneInfo) -> Component:
+    panels = dbc.Checklist(
+        id=Admin.EMBED_PANELS,
+        options=[{"label": t(f"admin_panel_{p}", lang) + f" ({p})", "value": p} for p in PANELS],
+        value=[],
+        inline=True,
+    )
+    longest = dbc.Input(
+        id=Admin.EMBED_MAX_TTL,
+        # No min or max: the browser would refuse a number out of them without saying why; the
+        # grant's refusal does (GRANT_MIN_TTL_S to GRIDCC_EMBED_TOKEN_MAX_S).
+        type="number",
+        placeholder=str(embeds.max_ttl_s),
+        autocomplete="off",
+        size="sm",
+        value="",
+    )
+    hint = t("admin_embed_max_ttl_hint", lang)
+    add = _form(
+        t("admin_add_embed", lang),
+        [
+            _field(t("admin_embed_name", lang), Admin.EMBED_NAME, 4),
+            _field(t("admin_scope", lang), Admin.EMBED_SCOPE, 4),
+            _field(hint, Admin.EMBED_MAX_TTL, 4, longest),
+            _field(t("admin_embed_origins_hint", lang), Admin.EMBED_ORIGINS, 12),
+            _field(t("admin_embed_panels", lang), Admin.EMBED_PANELS, 12, panels),
+        ],
+        [_button(t("admin_create", lang), Admin.EMBED_ADD)],
+        Admin.EMBED_ADD_RESULT,
+    )
+    return html.Div(
+        [
+            html.Div(id=Admin.EMBED_REVOKE_RESULT),
+            html.Div(embeds_table(embeds, lang, tz), id=Admin.EMBEDS),
+            dbc.Row(dbc.Col(add, xl=8)),
         ]
     )
 

@@ -191,6 +191,49 @@ _STRINGS: Final[dict[str, tuple[str, str]]] = {
         "Revoke key {name} ({source})? Requests with it are refused at once.",
     ),
     "admin_key_revoked": ("已吊销密钥 {name}", "Revoked key {name}"),
+    "admin_tab_embeds": ("嵌入", "Embeds"),
+    "admin_embed_name": ("授权名称", "Grant name"),
+    "admin_embed_panels": ("面板", "Panels"),
+    "admin_embed_origins": ("允许嵌入的站点", "Origins that may frame"),
+    "admin_embed_origins_hint": (
+        "允许嵌入的站点（scheme://host[:port]，以空格分隔；留空则用部署默认）",
+        "Origins that may frame (scheme://host[:port], separated by spaces; empty: the "
+        "deployment's)",
+    ),
+    "admin_embed_origins_default": ("部署默认：{origins}", "deployment default: {origins}"),
+    "admin_embed_origins_unset": (
+        "部署默认（未设置：任何站点都不能嵌入）",
+        "deployment default (unset: no site may frame it)",
+    ),
+    "admin_embed_max_ttl": ("令牌最长有效期", "Longest token"),
+    "admin_embed_max_ttl_hint": ("令牌最长有效期（秒）", "Longest token (seconds)"),
+    "admin_embed_seconds": ("{n} 秒", "{n} s"),
+    "admin_embed_bad_ttl": (
+        "令牌最长有效期应为整数秒（{low}–{high}）",
+        "The longest token is a whole number of seconds ({low}–{high})",
+    ),
+    "admin_add_embed": ("新建嵌入授权", "New embed grant"),
+    "admin_embed_added": (
+        "已创建嵌入授权 {name}；令牌由 gridcc embed-token 或 POST /api/v1/embed-tokens 签发",
+        "Made the embed grant {name}; its tokens are minted by gridcc embed-token or "
+        "POST /api/v1/embed-tokens",
+    ),
+    "admin_confirm_revoke_embed": (
+        "吊销嵌入授权 {name}？其签发的所有令牌自此被拒绝，门户中的嵌入面板显示“链接已过期”。",
+        "Revoke the embed grant {name}? Every token issued under it is refused from now on; "
+        'the portal\'s embeds show "Link expired".',
+    ),
+    "admin_embed_revoked": ("已吊销嵌入授权 {name}", "Revoked the embed grant {name}"),
+    # The embeds' panels (data_sources/embed/panels.py), named as their titles on the wall.
+    "admin_panel_kpis": ("核心指标", "KPI tiles"),
+    "admin_panel_map": ("地图", "Map"),
+    "admin_panel_alarms": ("实时告警", "Live alarms"),
+    "admin_panel_feed": ("最新案件", "Latest cases"),
+    "admin_panel_trend": ("24小时趋势", "24-hour trend"),
+    "admin_panel_channels": ("上报渠道", "Intake channels"),
+    "admin_panel_ranking": ("下级排名", "Ranking"),
+    "admin_panel_funnel": ("案件状态漏斗", "Case status funnel"),
+    "admin_panel_categories": ("案件类别", "Case categories"),
     "admin_actor": ("操作人", "Actor"),
     "admin_action_prefix": ("操作（前缀）", "Action (prefix)"),
     "admin_since": ("起始日期", "From"),

@@ -174,7 +174,8 @@ def wall_worker_row(code: str) -> str:
 
 
 class Admin(StrEnum):
-    """Ids of the administration page `/admin` (users, displays, API keys, the audit log)."""
+    """Ids of the administration page `/admin` (users, displays, API keys, embed grants, the audit
+    log)."""
 
     URL = "admin-url"
     TITLE = "admin-title"
@@ -222,6 +223,18 @@ class Admin(StrEnum):
     #: Pattern-matching type of a key row's 吊销 button (a confirm dialog): `row_action`.
     KEY_REVOKE = "admin-key-revoke"
     KEY_REVOKE_RESULT = "admin-key-revoke-result"
+    # ---- embed grants 嵌入授权
+    EMBEDS = "admin-embeds"
+    EMBED_NAME = "admin-embed-name"
+    EMBED_SCOPE = "admin-embed-scope"
+    EMBED_PANELS = "admin-embed-panels"
+    EMBED_ORIGINS = "admin-embed-origins"
+    EMBED_MAX_TTL = "admin-embed-max-ttl"
+    EMBED_ADD = "admin-embed-add"
+    EMBED_ADD_RESULT = "admin-embed-add-result"
+    #: Pattern-matching type of a grant row's 吊销 button (a confirm dialog): `row_action`.
+    EMBED_REVOKE = "admin-embed-revoke"
+    EMBED_REVOKE_RESULT = "admin-embed-revoke-result"
     # ---- the audit log 审计日志
     AUDIT_ACTOR = "admin-audit-actor"
     AUDIT_ACTION = "admin-audit-action"

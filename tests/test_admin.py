@@ -28,9 +28,13 @@ from data_sources.access.audit import AuditEntry
 from data_sources.access.displays import DisplayInfo
 from data_sources.access.guard import Access, CallbackPolicies, set_access
 from data_sources.access.keys import KeyInfo, KeyRole
-from data_sources.access.model import Forbidden, Permission, Role, user_principal
+from data_sources.access.model import EmbedRefused, Forbidden, Permission, Role, user_principal
 from data_sources.access.passwords import check_password_policy, generate_password
 from data_sources.access.sessions.sql import SqlSessions
+from data_sources.embed import grants as embed_grants
+from data_sources.embed.grants import GrantInfo, unix_seconds
+from data_sources.embed.identity import EmbedIdentity
+from data_sources.embed.tokens import TokenError, TokenLimits
 from data_sources.schema import AuditRow
 from layouts import admin as layout
 from layouts import ids
@@ -51,7 +55,12 @@ OPERATOR = Access(
 )
 PASSWORD = "correct-Horse-7"
 #: Pattern-matching types: made per row, not in the validation page.
-ROW_KINDS = {A.USER_DISABLE, A.USER_ENABLE, A.DISPLAY_REVOKE, A.KEY_REVOKE}
+ROW_KINDS = {A.USER_DISABLE, A.USER_ENABLE, A.DISPLAY_REVOKE, A.KEY_REVOKE, A.EMBED_REVOKE}
+PORTAL = "https://portal.example.cn"
+#: The deployment's origins for grants naming none (GRIDCC_EMBED_ALLOWED_ORIGINS).
+DEFAULT_ORIGINS = ("https://intranet.example.cn",)
+LIMITS = TokenLimits(600, 3600)
+SECRET = "s" * 32
 
 
 def walk(component: Any) -> Iterator[Any]:
@@ -86,6 +95,11 @@ KEYS = [
     KeyInfo(3, "hotline", KeyRole.INGEST, NOW, "root", None),
     KeyInfo(4, "ops", KeyRole.ADMIN, NOW, None, NOW),
 ]
+GRANTS = [
+    GrantInfo(5, "portal", STREET, ("kpis", "map"), (PORTAL,), 1800, "root", NOW, None),
+    GrantInfo(6, "old", "530103999", ("trend",), (), 600, "cli", NOW, NOW),
+]
+EMBEDS = layout.Embeds(GRANTS, {STREET: "拓东街道"}, DEFAULT_ORIGINS, 3600)
 LINES = [
     AuditEntry(
         9, NOW, "root", "user", "user.add", "ok", STREET, "alice", {"role": "operator"}, CLIENT
@@ -96,7 +110,7 @@ LINES = [
 
 def full(lang: str) -> Component:
     return layout.content(
-        lang, TZ, users=USERS, displays=DISPLAYS, keys=KEYS, audit=LINES, more=True
+        lang, TZ, users=USERS, displays=DISPLAYS, keys=KEYS, audit=LINES, more=True, embeds=EMBEDS
     )
 
 
@@ -120,6 +134,11 @@ def test_the_page_speaks_its_language(lang: str) -> None:
     text = texts(full(lang))
     for key in ("admin_add_user", "admin_set_password", "admin_enrol", "admin_add_key"):
         assert t(key, lang) in text
+    assert t("admin_add_embed", lang) in text
+    labels = [getattr(c, "label", None) for c in walk(full(lang))]
+    assert t("admin_tab_embeds", lang) in labels
+    [panels] = [c for c in walk(full(lang)) if getattr(c, "id", None) == A.EMBED_PANELS]
+    assert f"{t('admin_panel_funnel', lang)} (funnel)" in [o["label"] for o in panels.options]
     assert t("admin_role_operator", lang) in text
     assert t("admin_key_role_admin", lang) in text
     other = "en" if lang == "zh" else "zh"
@@ -142,6 +161,26 @@ def test_rows_offer_only_the_actions_that_apply() -> None:
     assert ids.row_action(A.DISPLAY_REVOKE, 8) not in row_ids  # revoked already
     assert ids.row_action(A.KEY_REVOKE, 3) in row_ids
     assert ids.row_action(A.KEY_REVOKE, 4) not in row_ids
+    assert ids.row_action(A.EMBED_REVOKE, 5) in row_ids
+    assert ids.row_action(A.EMBED_REVOKE, 6) not in row_ids  # revoked already
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_embeds_tab_lists_each_grant_with_what_it_allows(lang: str) -> None:
+    table = layout.embeds_table(EMBEDS, lang, TZ)
+    rows = [c for c in walk(table) if getattr(c, "_type", "") == "Tr"][1:]
+    portal, old = texts(rows[0]), texts(rows[1])
+    assert f"{STREET} 拓东街道" in portal and "kpis, map" in portal and PORTAL in portal
+    assert t("admin_embed_seconds", lang, n=1800) in portal and "root" in portal
+    assert "2026-11-23 14:00" in portal and "—" in portal  # created, never revoked
+    # An area gone is its code; a grant naming no origins is framed by the deployment's.
+    assert "530103999" in old and "trend" in old and "cli" in old
+    assert t("admin_embed_origins_default", lang, origins=DEFAULT_ORIGINS[0]) in old
+    assert texts(table).count("2026-11-23 14:00") == 3
+    unset = layout.Embeds(GRANTS[1:], {}, (), 3600)
+    assert t("admin_embed_origins_unset", lang) in texts(layout.embeds_table(unset, lang, TZ))
+    confirm = next(c for c in walk(table) if getattr(c, "_type", "") == "ConfirmDialogProvider")
+    assert confirm.message == t("admin_confirm_revoke_embed", lang, name="portal")
 
 
 def test_the_audit_table_labels_and_cuts() -> None:
@@ -160,7 +199,7 @@ def test_the_audit_table_labels_and_cuts() -> None:
 
 def test_empty_lists_say_so() -> None:
     page = layout.content("en", TZ, users=[], displays=[], keys=[], audit=[])
-    assert texts(page).count(t("admin_none", "en")) == 3
+    assert texts(page).count(t("admin_none", "en")) == 4
     more = next(c for c in walk(page) if getattr(c, "id", None) == A.AUDIT_MORE)
     assert more.disabled is True
 
@@ -382,6 +421,88 @@ def test_making_and_revoking_a_key(sessions: sessionmaker[Session]) -> None:
     no_secret_in(lines(sessions), key)
 
 
+def add_grant(session: Session, access: Access = ADMIN, **fields: Any) -> changes.Done:
+    values: dict[str, Any] = {
+        "name": "portal",
+        "scope_code": STREET,
+        "panels": ["map", "kpis"],
+        "origins": PORTAL,
+        "max_ttl_s": 1800,
+    }
+    return cb.add_embed_grant(by(session, access), **{**values, **fields}, limits=LIMITS)
+
+
+def test_making_and_revoking_an_embed_grant(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        made = add_grant(session)
+        [grant] = embed_grants.list_grants(session=session)
+        session.rollback()
+        revoked = cb.revoke_embed_grant(by(session), grant_id=grant.id)
+        [after] = embed_grants.list_grants(session=session)
+        session.rollback()
+        twice = cb.revoke_embed_grant(by(session), grant_id=grant.id)
+        nobody = cb.revoke_embed_grant(by(session), grant_id=grant.id + 99)
+    assert made == changes.Done(True, "portal") and revoked == changes.Done(True, "portal")
+    assert (grant.panels, grant.origins, grant.created_by) == (("kpis", "map"), (PORTAL,), "root")
+    assert grant.revoked_at is None and after.revoked_at == NOW
+    assert not twice.ok and not nobody.ok and "revoked already" in (twice.reason or "")
+    assert [(r.action, r.outcome, r.target, r.scope_code) for r in lines(sessions)] == [
+        ("embed.add", "ok", "portal", STREET),
+        ("embed.revoke", "ok", "portal", STREET),
+        ("embed.revoke", "failed", f"#{grant.id}", None),
+        ("embed.revoke", "failed", f"#{grant.id + 99}", None),
+    ]
+    assert json.loads(lines(sessions)[0].detail or "") == {
+        "panels": "map,kpis",
+        "origins": PORTAL,
+        "max_ttl_s": 1800,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"scope_code": "999"}, "999"),
+        ({"panels": ["kpis", "weather"]}, "no such panel: 'weather'"),
+        ({"origins": "portal.example.cn"}, "portal.example.cn"),
+        ({"max_ttl_s": 30}, "60 to 3600 seconds (GRIDCC_EMBED_TOKEN_MAX_S), not 30"),
+        ({"max_ttl_s": 7200}, "not 7200"),
+        ({"name": "x" * 65}, "name has 1 to 64 characters"),
+        ({}, "an embed grant is called 'portal' already"),  # the second "portal"
+    ],
+)
+def test_a_refused_grant_says_why_and_is_audited(
+    sessions: sessionmaker[Session], fields: dict[str, Any], reason: str
+) -> None:
+    with sessions() as session:
+        assert add_grant(session).ok
+        done = add_grant(session, **fields)
+    assert not done.ok and reason in (done.reason or ""), done.reason
+    with sessions() as session:
+        assert [g.name for g in embed_grants.list_grants(session=session)] == ["portal"]
+    refused = lines(sessions)[-1]
+    assert (refused.action, refused.outcome) == ("embed.add", "failed")
+    assert done.reason is not None and done.reason in (refused.detail or "")
+
+
+def test_someone_not_an_admin_neither_makes_nor_revokes_a_grant(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        add_grant(session)
+        [grant] = embed_grants.list_grants(session=session)
+        session.rollback()
+        made = add_grant(session, OPERATOR, name="evil")
+        revoked = cb.revoke_embed_grant(by(session, OPERATOR), grant_id=grant.id)
+        [still] = embed_grants.list_grants(session=session)
+    assert made.reason == revoked.reason == changes.NOT_ADMIN
+    assert still.name == "portal" and still.revoked_at is None
+    assert [(r.actor, r.action, r.outcome) for r in lines(sessions)[1:]] == [
+        ("duty", "embed.add", "denied"),
+        ("duty", "embed.revoke", "denied"),
+    ]
+
+
 # ---------------------------------------------------------------- the audit log
 
 
@@ -440,17 +561,28 @@ class Ring:
 
 
 @pytest.fixture
+def served_as() -> list[Access]:
+    """Whom the site's requests are served as (the admin unless a test says otherwise)."""
+    return [ADMIN]
+
+
+@pytest.fixture
 def site(
-    sessions: sessionmaker[Session],
+    sessions: sessionmaker[Session], served_as: list[Access]
 ) -> Iterator[tuple[TestClient, dash.Dash, CallbackPolicies, Ring]]:
-    """The page's callbacks on a Dash app of their own, each request served as the admin."""
+    """The page's callbacks on a Dash app of their own, each request served as `served_as`."""
     server = FastAPI()
     app = dash.Dash(__name__, server=server, backend="fastapi")  # type: ignore[arg-type]
     app.validation_layout = layout.validation_page()  # type: ignore[assignment]
     app.layout = layout.page()
     ring = Ring()
     services = SimpleNamespace(
-        settings=SimpleNamespace(default_lang="zh"),
+        settings=SimpleNamespace(
+            default_lang="zh",
+            embed_allowed_origins=list(DEFAULT_ORIGINS),
+            embed_token_default_s=LIMITS.default_s,
+            embed_token_max_s=LIMITS.max_s,
+        ),
         sessions=sessions,
         clock=lambda: NOW,
         tz=TZ,
@@ -463,7 +595,7 @@ def site(
 
     @server.middleware("http")
     async def as_admin(request: Any, call_next: Any) -> Any:
-        set_access(ADMIN)
+        set_access(served_as[0])
         return await call_next(request)
 
     with TestClient(server) as client:
@@ -603,3 +735,151 @@ def test_a_bad_date_is_said_so(site: Any) -> None:
     values = {A.AUDIT_SEARCH: 1, A.AUDIT_SINCE: "2026-13-40", A.URL: ""}
     response = call(client, app, A.AUDIT_TABLE, values, f"{A.AUDIT_SEARCH}.n_clicks")
     assert response[A.AUDIT_STATUS]["children"] == t("admin_bad_date", "zh")
+
+
+# ---------------------------------------------------------------- embed grants through Dash
+
+
+def revoke_by_button(client: TestClient, app: dash.Dash, grant_id: int, search: str = "") -> Any:
+    button = ids.row_action(A.EMBED_REVOKE, grant_id)
+    trigger = json.dumps(button, sort_keys=True, separators=(",", ":")) + ".submit_n_clicks"
+    values: dict[str, Any] = {A.URL: search, A.EMBED_REVOKE: [(grant_id, 1)]}
+    return call(client, app, A.EMBED_REVOKE_RESULT, values, trigger)
+
+
+def test_revoking_a_grant_refuses_its_tokens_at_their_next_request(
+    site: Any, sessions: sessionmaker[Session]
+) -> None:
+    client, app, _policies, _ring = site
+    with sessions() as session:
+        add_grant(session)
+        [grant] = embed_grants.list_grants(session=session)
+        token, _claims = embed_grants.issue_token(
+            session=session,
+            secret=SECRET.encode(),
+            grant_name="portal",
+            ttl_s=600,
+            now=NOW,
+            limits=LIMITS,
+        )
+    now = unix_seconds(NOW) + 1
+    identity = EmbedIdentity(
+        sessions, configured_secret=SECRET, default_origins=(), clock=lambda: now
+    )
+
+    def principal() -> Any:
+        with sessions() as session:
+            return embed_grants.embed_principal_of(
+                session=session, secret=SECRET.encode(), token=token, now=now, default_origins=()
+            )
+
+    before = identity.resolve(token)  # what the guard holds for an open embed and its stream
+    assert principal().id == grant.id and before.scope == STREET
+    assert identity.alive(before) is None
+    response = revoke_by_button(client, app, grant.id, "?lang=en")
+    assert "Revoked the embed grant portal" in json.dumps(response[A.EMBED_REVOKE_RESULT])
+    # The list is drawn anew: the grant shows when it was revoked and has no button left.
+    table = json.dumps(response[A.EMBEDS], ensure_ascii=False)
+    assert "2026-11-23 14:00" in table and str(A.EMBED_REVOKE) not in table
+    with sessions() as session:
+        [after] = embed_grants.list_grants(session=session)
+    assert after.revoked_at == NOW
+    assert [(r.actor, r.action, r.outcome, r.target) for r in lines(sessions)][-1] == (
+        "root",
+        "embed.revoke",
+        "ok",
+        "portal",
+    )
+    # The very next request with the token is refused, by the check the guard makes on each.
+    with pytest.raises(TokenError) as refused:
+        principal()
+    assert refused.value.reason == "revoked"
+    with pytest.raises(EmbedRefused) as denied:
+        identity.resolve(token)
+    assert denied.value.reason == "revoked" and identity.alive(before) == "revoked"
+
+
+def test_the_page_lists_the_grants(site: Any, sessions: sessionmaker[Session]) -> None:
+    client, app, _policies, _ring = site
+    with sessions() as session:
+        add_grant(session, origins="")
+    response = call(client, app, A.CONTENT, {A.URL: "?lang=en"}, f"{A.URL}.search")
+    page = json.dumps(response[A.CONTENT])
+    assert "Embeds" in page and "portal" in page and "kpis, map" in page
+    assert f"deployment default: {DEFAULT_ORIGINS[0]}" in page
+    assert t("admin_embed_seconds", "en", n=1800) in page
+
+
+def test_add_a_grant_through_dash(site: Any, sessions: sessionmaker[Session]) -> None:
+    client, app, _policies, _ring = site
+    values: dict[str, Any] = {
+        A.EMBED_ADD: 1,
+        A.EMBED_NAME: " hall-portal ",
+        A.EMBED_SCOPE: STREET,
+        A.EMBED_PANELS: ["trend", "kpis", 7],  # a forged non-string is dropped
+        A.EMBED_ORIGINS: f"{PORTAL} http://localhost:9000",
+        A.EMBED_MAX_TTL: None,  # empty: the deployment's longest
+        A.URL: "?lang=en",
+    }
+    response = call(client, app, A.EMBED_ADD_RESULT, values, f"{A.EMBED_ADD}.n_clicks")
+    assert "Made the embed grant hall-portal" in json.dumps(response[A.EMBED_ADD_RESULT])
+    assert "hall-portal" in json.dumps(response[A.EMBEDS])
+    with sessions() as session:
+        [made] = embed_grants.list_grants(session=session)
+    assert (made.name, made.panels, made.max_ttl_s) == ("hall-portal", ("kpis", "trend"), 3600)
+    assert made.origins == (PORTAL, "http://localhost:9000") and made.created_by == "root"
+    assert lines(sessions)[-1].action == "embed.add"
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({A.EMBED_MAX_TTL: 30}, "a grant's longest token lasts 60 to 3600 seconds"),
+        ({A.EMBED_MAX_TTL: "1.5e3x"}, "The longest token is a whole number of seconds (60–3600)"),
+        ({A.EMBED_ORIGINS: "ftp://portal"}, "ftp://portal"),
+        ({A.EMBED_SCOPE: "999"}, "999"),
+        ({A.EMBED_PANELS: []}, "Please fill in: Panels"),
+        ({A.EMBED_PANELS: "kpis", A.EMBED_NAME: ""}, "Please fill in: Grant name、Panels"),
+    ],
+)
+def test_a_refused_grant_says_why_on_the_page(
+    site: Any, sessions: sessionmaker[Session], fields: dict[str, Any], shown: str
+) -> None:
+    client, app, _policies, _ring = site
+    values: dict[str, Any] = {
+        A.EMBED_ADD: 1,
+        A.EMBED_NAME: "portal",
+        A.EMBED_SCOPE: STREET,
+        A.EMBED_PANELS: ["kpis"],
+        A.EMBED_ORIGINS: "",
+        A.EMBED_MAX_TTL: 600,
+        A.URL: "?lang=en",
+        **fields,
+    }
+    response = call(client, app, A.EMBED_ADD_RESULT, values, f"{A.EMBED_ADD}.n_clicks")
+    assert shown in json.dumps(response[A.EMBED_ADD_RESULT], ensure_ascii=False)
+    assert A.EMBEDS not in response  # the list is left as it is
+    with sessions() as session:
+        assert embed_grants.list_grants(session=session) == []
+
+
+def test_someone_not_an_admin_is_refused_the_revoke_button(
+    site: Any, sessions: sessionmaker[Session], served_as: list[Access]
+) -> None:
+    client, app, policies, _ring = site
+    with sessions() as session:
+        add_grant(session)
+        [grant] = embed_grants.list_grants(session=session)
+    served_as[0] = OPERATOR  # past the guard (which refuses it first: the policy says admins)
+    policy = policies.of(f"{A.EMBED_REVOKE_RESULT}.children")
+    assert policy.permission is Permission.ADMIN and policy.action == "embed.revoke"
+    response = revoke_by_button(client, app, grant.id)
+    assert t("admin_refused", "zh") in json.dumps(response, ensure_ascii=False)
+    with sessions() as session:
+        [still] = embed_grants.list_grants(session=session)
+    assert still.revoked_at is None
+    assert [(r.actor, r.action, r.outcome) for r in lines(sessions)][-1] == (
+        "duty",
+        "embed.revoke",
+        "denied",
+    )

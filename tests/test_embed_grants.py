@@ -679,8 +679,8 @@ def test_the_cli_makes_lists_mints_under_and_revokes_grants(
             (a.action, a.target, a.actor) for a in list_audit(session=session, action="embed.")
         ]
     assert actions == [
-        ("embed.grant.revoke", "portal", "cli"),
+        ("embed.revoke", "portal", "cli"),
         ("embed.token", "portal", "cli"),
-        ("embed.grant.add", "all", "cli"),
-        ("embed.grant.add", "portal", "cli"),
+        ("embed.add", "all", "cli"),
+        ("embed.add", "portal", "cli"),
     ]

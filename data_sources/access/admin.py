@@ -21,6 +21,8 @@ from data_sources.access.audit import AuditEntry
 from data_sources.access.guard import Access
 from data_sources.access.model import Forbidden, Permission, Role
 from data_sources.access.sessions import SessionStore
+from data_sources.embed import grants as embed_grants
+from data_sources.embed.tokens import TokenLimits
 
 NOT_ADMIN = "not an administrator"
 #: Said of a failed insert instead of the database's message, which quotes the row (a hash).
@@ -267,3 +269,50 @@ def audit_page(
 def _text(value: object) -> str:
     """A form field's value (a forged body may send anything)."""
     return value.strip() if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------- embed grants (嵌入授权)
+
+
+def add_embed_grant(
+    by: By,
+    *,
+    name: str,
+    scope_code: str,
+    panels: list[str],
+    origins: str,
+    max_ttl_s: int,
+    limits: TokenLimits,
+) -> Done:
+    """Make an embed grant (embed.add); refused with `GrantRefused`'s reason (the field and why)."""
+
+    def apply() -> Applied:
+        grant = embed_grants.add_grant(
+            session=by.session,
+            name=name,
+            scope_code=scope_code,
+            panels=panels,
+            origins=origins,
+            max_ttl_s=max_ttl_s,
+            created_by=by.access.principal.name,
+            now=by.now,
+            limits=limits,
+        )
+        return Applied(grant.name, grant.scope_code)
+
+    detail = {"panels": ",".join(panels)[:200], "origins": origins[:300], "max_ttl_s": max_ttl_s}
+    return _change(by, "embed.add", name, apply, detail)
+
+
+def revoke_embed_grant(by: By, *, grant_id: int) -> Done:
+    """Revoke an embed grant (embed.revoke): its tokens are refused from their next request."""
+
+    def apply() -> Applied:
+        grant = embed_grants.grant_of(session=by.session, grant_id=grant_id)
+        if grant is None or not embed_grants.revoke_grant(
+            session=by.session, name=grant.name, now=by.now
+        ):
+            raise ValueError(f"no embed grant #{grant_id}, or it is revoked already")
+        return Applied(grant.name, grant.scope_code)
+
+    return _change(by, "embed.revoke", f"#{grant_id}", apply)
