@@ -16,7 +16,9 @@ snapshot); every message carries `at`, the server's time in ms when its data wer
 the page can tell "arriving late" from "live". The first message also tells the page the
 heartbeat and the cap of its reconnect backoff (`reconnect_max`, seconds). A stream the hub cut
 off for being slow simply ends; the browser reconnects. An unknown scope is refused (404 "no such
-area"), never taken for the city.
+area"), never taken for the city. An embed's stream (its token in `&embed=`) ends with a `denied`
+event at the token's expiry or its grant's revocation, and carries its granted panels only
+(`EmbedView`: no case titles, alarm places or worker fixes, no refresh regions of other panels).
 """
 
 from __future__ import annotations
