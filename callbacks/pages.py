@@ -41,7 +41,7 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
         page = page_of(pathname)
         principal = current_access().principal
         if page == "embed":
-            return embed_page(principal, search, tile_url, default_lang)
+            return embed_page(principal, search, tile_url, principal.lang or default_lang)
         if principal.kind == "embed":  # a token opens its embed, no other page
             raise Forbidden("an embed token opens only its embed")
         if page == "wall":

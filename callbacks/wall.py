@@ -313,8 +313,10 @@ def register(app: Dash, services: Services, policies: CallbackPolicies) -> None:
     async def render(search: object, resync: Any = None) -> dict[str, Any]:  # noqa: ARG001
         if not isinstance(search, str):  # None: the location has not read the browser's URL yet
             return stay(no_update)
-        _code, lang, fit = parse_wall_search(search, settings.default_lang)
         access = current_access()  # the scope was resolved for the viewer (404 / 403 before)
+        # An embed starts in its token's language; `?lang=` (or the portal's message) changes it.
+        default_lang = access.principal.lang or settings.default_lang
+        _code, lang, fit = parse_wall_search(search, default_lang)
         if access.scope is None:  # nothing seeded yet
             return stay(layout.notice(t("no_data_title", lang), t("no_data_body", lang)))
         try:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
@@ -186,6 +186,7 @@ def token(
     panels: tuple[str, ...] = ("kpis",),
     scope: str = STREET,
     grant: int | None = None,
+    lang: Literal["zh", "en"] = "zh",
 ) -> str:
     now = int(time.time())
     exp = int(now + ttl_s)
@@ -193,7 +194,7 @@ def token(
         grant=city[1] if grant is None else grant,
         scope=scope,
         panels=panels,
-        lang="zh",
+        lang=lang,
         exp=exp,
         iat=min(now, exp - 1),
     )
@@ -274,7 +275,8 @@ def test_two_embeds_of_another_site_render_and_update_live(
         server,
         {
             "kpis": f"/embed?token={token(city, panels=('kpis',))}",
-            "feed": f"/embed?token={token(city, panels=('feed',))}&lang=en",
+            # The token's language, when the URL names none.
+            "feed": f"/embed?token={token(city, panels=('feed',), lang='en')}",
         },
     )
     context = browser.new_context(viewport={"width": 1700, "height": 600})
@@ -291,6 +293,8 @@ def test_two_embeds_of_another_site_render_and_update_live(
     kpis, feed = frame_of(page, "kpis"), frame_of(page, "feed")
     expect(kpis.locator(f"#{ids.wall_kpi('open')}")).to_be_visible(timeout=20_000)
     expect(feed.locator(f"#{ids.Wall.FEED_LIST}")).to_be_visible(timeout=20_000)
+    # In the token's language (English), the URL naming none.
+    expect(feed.locator(f"#{ids.Wall.FEED_LIST}")).to_have_attribute("data-empty", "No cases yet")
     # Each shows its own panel only.
     expect(kpis.locator(f"#{ids.Wall.FEED_LIST}")).to_have_count(0)
     before = open_count(kpis)

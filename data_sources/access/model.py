@@ -62,6 +62,8 @@ class Principal:
     panels: frozenset[str] | None = None
     #: The origins that may frame it and talk to it (the grant's, else the deployment's).
     origins: tuple[str, ...] = ()
+    #: The language its pages start in when their URL names none (an embed token's).
+    lang: str | None = None
 
     def may(self, permission: Permission) -> bool:
         return permission in self.permissions
@@ -96,6 +98,7 @@ def embed_principal(
     panels: frozenset[str],
     expires_at: float,
     origins: tuple[str, ...],
+    lang: str | None = None,
 ) -> Principal:
     """A portal's embed, by its signed token: reads its scope's granted panels until it expires."""
     return Principal(
@@ -107,6 +110,7 @@ def embed_principal(
         expires_at=expires_at,
         panels=panels,
         origins=origins,
+        lang=lang,
     )
 
 

@@ -398,4 +398,5 @@ def embed_principal_of(
         panels=frozenset(claims.panels),
         expires_at=float(claims.exp),
         origins=tuple(row.origins.split()) or default_origins,
+        lang=claims.lang,
     )
