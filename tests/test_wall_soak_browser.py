@@ -78,11 +78,12 @@ def pipeline_idle(engine: Engine, timeout_s: float = 60) -> None:
 
 
 def foreign_lines(page: Page, engine: Engine, scope: str) -> list[str]:
-    """Lines of the wall's lists whose case or alarm is not of `scope`, by SQL."""
-    cases = page.locator(f"#{ids.Wall.FEED_LIST} [data-key]").evaluate_all(
+    """Lines of the wall's lists whose case or alarm is not of `scope`, by SQL (not the line
+    an empty list shows: its key is "empty", and no case or alarm has that id)."""
+    cases = page.locator(f"#{ids.Wall.FEED_LIST} [data-key]:not(.wall-empty)").evaluate_all(
         "items => items.map(i => i.getAttribute('data-key'))"
     )
-    alarms = page.locator(f"#{ids.Wall.ALARM_LIST} [data-key]").evaluate_all(
+    alarms = page.locator(f"#{ids.Wall.ALARM_LIST} [data-key]:not(.wall-empty)").evaluate_all(
         "items => items.map(i => i.getAttribute('data-key'))"
     )
     with Session(engine) as session:
