@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from data_sources import db
 from data_sources.embed import grants
+from data_sources.embed.panels import PANELS
 from data_sources.embed.tokens import EmbedClaims, TokenLimits, mint
 from data_sources.seed.city import seed_city
 from layouts import ids
@@ -43,17 +44,7 @@ pytestmark = pytest.mark.browser
 STREET = "530103004"
 OTHER_STREET = "530103001"
 SECRET = "embed-browser-test-secret-of-32-characters-or-more"
-ALL_PANELS = (
-    "kpis",
-    "map",
-    "alarms",
-    "feed",
-    "trend",
-    "channels",
-    "ranking",
-    "funnel",
-    "categories",
-)
+ALL_PANELS = PANELS
 #: Grant ids by name, once the city is made ("all": every panel of the street).
 GRANTS: dict[str, int] = {}
 
@@ -140,28 +131,22 @@ def city(
     db.upgrade(engine)
     seed_city(engine, seed=5, as_of=AS_OF, tz=TZ, districts=["530103"], days=2, cases_per_day=600)
     with Session(engine) as session, session.begin():
-        grant = grants.add_grant(
-            session=session,
-            name="portal",
-            scope_code=STREET,
-            panels="kpis,feed,map,trend",
-            origins=[portals[1]],
-            max_ttl_s=3600,
-            created_by="tests",
-            now=datetime.now(UTC).replace(tzinfo=None),
-            limits=TokenLimits(),
-        )
-        every = grants.add_grant(
-            session=session,
-            name="all-panels",
-            scope_code=STREET,
-            panels=",".join(ALL_PANELS),
-            origins=[portals[1]],
-            max_ttl_s=3600,
-            created_by="tests",
-            now=datetime.now(UTC).replace(tzinfo=None),
-            limits=TokenLimits(),
-        )
+
+        def grant_of(name: str, panels: str) -> grants.GrantInfo:
+            return grants.add_grant(
+                session=session,
+                name=name,
+                scope_code=STREET,
+                panels=panels,
+                origins=[portals[1]],
+                max_ttl_s=3600,
+                created_by="tests",
+                now=datetime.now(UTC).replace(tzinfo=None),
+                limits=TokenLimits(),
+            )
+
+        grant = grant_of("portal", "kpis,feed,map,trend")
+        every = grant_of("all-panels", ",".join(ALL_PANELS))
         secret = grants.signing_secret(session=session, configured=SECRET)
     engine.dispose()
     GRANTS["all"] = every.id
@@ -488,17 +473,7 @@ LEGIBLE = """() => {
   }
   return out;
 }"""
-ALL_PANELS = (
-    "kpis",
-    "map",
-    "alarms",
-    "feed",
-    "trend",
-    "channels",
-    "ranking",
-    "funnel",
-    "categories",
-)
+ALL_PANELS = PANELS
 
 
 def test_each_panel_alone_is_legible_in_frames_of_three_sizes(
